@@ -1,0 +1,5 @@
+import sys
+
+from dispa.cli import main
+
+sys.exit(main())

@@ -1,0 +1,110 @@
+"""Read a config from YAML or JSON text into a validated ``Gateway``.
+
+Every problem is collected and reported at once with its path: shape errors from the
+schema first, then cross-reference errors from ``validate``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from dispa.config.errors import ConfigError, format_path
+from dispa.config.schema import Gateway
+from dispa.config.validate import cross_check, raw_reference_problems
+
+# Pydantic notes the union member it tried (e.g. "headers" for a filter); users never wrote
+# those names, so they are dropped from the path.
+_INTERNAL_PATH_PARTS = {"headers", "local_rate_limit", "function-after[_check_address(), str]"}
+
+
+def parse_text(text: str, source: str = "") -> dict:
+    """YAML (which includes JSON) to a mapping, or ConfigError with the line of the problem."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([f"{where}not valid YAML: {problem}"], source) from None
+    if data is None:
+        raise ConfigError(["the config is empty"], source)
+    if not isinstance(data, dict):
+        raise ConfigError(
+            ["the config must be a mapping of sections (listeners, routes, ...)"], source
+        )
+    return data
+
+
+def build_gateway(data: dict, source: str = "") -> Gateway:
+    try:
+        gateway = Gateway.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc) + raw_reference_problems(data), source) from None
+    problems = cross_check(gateway)
+    if problems:
+        raise ConfigError(problems, source)
+    return gateway
+
+
+def load_text(text: str, source: str = "") -> Gateway:
+    return build_gateway(parse_text(text, source), source)
+
+
+def load_file(path: str | Path) -> Gateway:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError([f"cannot read the config file: {exc.strerror}"], str(path)) from None
+    return load_text(text, str(path))
+
+
+def dump_plain(gateway: Gateway) -> dict:
+    """The config as plain JSON data, defaults included so readers see what is in force."""
+    return gateway.model_dump(mode="json")
+
+
+def dump_json(gateway: Gateway) -> str:
+    return json.dumps(dump_plain(gateway), indent=2)
+
+
+def _describe(exc: ValidationError) -> list[str]:
+    problems = []
+    errors = exc.errors(include_url=False)
+    located = [tuple(_clean_location(e["loc"])) for e in errors]
+    for error, location in zip(errors, located, strict=True):
+        if error["type"] == "too_short" and any(
+            other[: len(location)] == location and other != location for other in located
+        ):
+            continue  # a list left short only because its entries failed: already reported
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown field (check the spelling)"
+        elif error["type"] == "missing":
+            message = "required field is missing"
+        elif message.startswith("Value error, "):
+            message = message[len("Value error, ") :]
+        elif error["type"] == "union_tag_invalid":
+            message = f"unknown type; expected one of {error['ctx']['expected_tags']}"
+        elif error["type"] == "union_tag_not_found":
+            message = "each entry needs a 'type' (headers, local_rate_limit)"
+        problems.append(f"{format_path(location)}: {message}")
+    return problems
+
+
+def _clean_location(location: tuple) -> list[object]:
+    parts = list(location)
+    # Drop the discriminator tag pydantic inserts after a list index ("filters[0].headers.x").
+    cleaned = []
+    for index, part in enumerate(parts):
+        previous = parts[index - 1] if index else None
+        if isinstance(part, str) and part in _INTERNAL_PATH_PARTS and isinstance(previous, int):
+            continue
+        if isinstance(part, str) and part.startswith("function-"):
+            continue
+        cleaned.append(part)
+    return cleaned

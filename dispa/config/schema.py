@@ -1,0 +1,353 @@
+"""The gateway config model: strict, with defaults an operator would expect.
+
+Every model forbids unknown fields, so a typo is an error that names its path instead of
+a setting silently ignored. Cross-references (a route naming an upstream) are checked in
+``validate.py``; this file only describes shapes and single-field rules.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from dispa.config.units import Duration, Size
+
+LB_POLICIES = (
+    "round_robin",
+    "weighted_round_robin",
+    "random",
+    "least_request",
+    "p2c_ewma",
+    "ring_hash",
+    "maglev",
+)
+RETRY_CONDITIONS = ("connect_failure", "reset", "502", "503", "504")
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_address(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"'{value}' is not an address; write it as host:port, like 127.0.0.1:8080")
+    return value
+
+
+def split_address(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+Address = Annotated[str, AfterValidator(_check_address)]
+
+
+# ---------------------------------------------------------------- listeners and limits
+
+
+class Limits(Strict):
+    """Protection against clients that send too much or too slowly."""
+
+    max_header_bytes: Size = 65536  # whole request head; larger -> 431
+    max_body_bytes: Size = 0  # 0 = unlimited (bodies stream, memory stays bounded)
+    header_timeout: Duration = 10.0  # time to receive a full request head -> 408
+    body_timeout: Duration = 60.0  # longest pause between body bytes -> 408
+    idle_timeout: Duration = 60.0  # keep-alive connection idle between requests
+    max_requests_per_connection: int = Field(0, ge=0)  # 0 = unlimited
+
+
+class Listener(Strict):
+    name: str = Field(pattern=_NAME)
+    address: Address
+    limits: Limits = Limits()
+
+
+# ---------------------------------------------------------------- upstreams
+
+
+class EndpointConfig(Strict):
+    address: Address
+    weight: int = Field(1, ge=1, le=1000)
+
+
+class HashPolicy(Strict):
+    """Where ring_hash and maglev take their key from."""
+
+    key: str = "source_ip"  # header:NAME | cookie:NAME | source_ip | path
+    bounded_load: float | None = Field(1.25, description="0 or null turns it off")
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        if value in ("source_ip", "path"):
+            return value
+        kind, _, name = value.partition(":")
+        if kind in ("header", "cookie") and name:
+            return value
+        raise ValueError(
+            f"'{value}' is not a hash key; use source_ip, path, header:NAME or cookie:NAME"
+        )
+
+    @field_validator("bounded_load")
+    @classmethod
+    def _bounded_load(cls, value: float | None) -> float | None:
+        if value is None or value == 0:
+            return None
+        if value < 1.0:
+            raise ValueError("bounded_load must be at least 1.0 (or 0 to turn it off)")
+        return value
+
+
+class HealthCheck(Strict):
+    path: str = "/healthz"
+    interval: Duration = 5.0
+    timeout: Duration = 1.0
+    healthy_threshold: int = Field(2, ge=1)
+    unhealthy_threshold: int = Field(3, ge=1)
+    expected_status: tuple[int, int] = (200, 399)
+    host: str | None = None  # Host header for checks; the endpoint address by default
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("a health check path must start with /")
+        return value
+
+
+class Outlier(Strict):
+    """Passive outlier detection: eject endpoints that keep failing real requests."""
+
+    consecutive_5xx: int = Field(5, ge=0)  # 0 turns this trigger off
+    consecutive_failures: int = Field(5, ge=0)  # connect failures and resets
+    base_ejection: Duration = 30.0
+    max_ejection: Duration = 300.0
+    max_ejected_percent: int = Field(50, ge=0, le=100)
+
+
+class Circuit(Strict):
+    """Circuit breaking: refuse (503) rather than queue without bound."""
+
+    max_connections: int = Field(1024, ge=1)
+    max_pending: int = Field(1024, ge=0)
+    max_requests: int = Field(1024, ge=1)
+
+
+class Retry(Strict):
+    attempts: int = Field(2, ge=1, le=10)  # total tries, first one included
+    on: tuple[str, ...] = RETRY_CONDITIONS
+    per_try_timeout: Duration | None = None
+    budget_percent: float = Field(20.0, ge=0, le=100)  # retries as a share of active requests
+    min_retry_concurrency: int = Field(3, ge=0)
+
+    @field_validator("on")
+    @classmethod
+    def _on(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            if item not in RETRY_CONDITIONS:
+                raise ValueError(
+                    f"'{item}' is not a retry condition; use {', '.join(RETRY_CONDITIONS)}"
+                )
+        return value
+
+
+class Timeouts(Strict):
+    connect: Duration = 2.0  # TCP connect to an endpoint -> 502 on failure
+    response: Duration = 30.0  # request sent -> first byte of the response head -> 504
+    idle: Duration = 60.0  # longest silence while streaming a response -> 504
+
+
+class Pool(Strict):
+    max_idle_per_endpoint: int = Field(256, ge=0)
+    idle_timeout: Duration = 60.0
+
+
+class Upstream(Strict):
+    name: str = Field(pattern=_NAME)
+    lb: Literal[
+        "round_robin",
+        "weighted_round_robin",
+        "random",
+        "least_request",
+        "p2c_ewma",
+        "ring_hash",
+        "maglev",
+    ] = "round_robin"
+    hash: HashPolicy | None = None
+    endpoints: tuple[EndpointConfig, ...] = Field(min_length=1)
+    health: HealthCheck | None = None
+    outlier: Outlier = Outlier()
+    circuit: Circuit = Circuit()
+    retry: Retry = Retry()
+    timeouts: Timeouts = Timeouts()
+    pool: Pool = Pool()
+
+    @model_validator(mode="after")
+    def _hash_needs_hashing_policy(self) -> Upstream:
+        if self.hash is not None and self.lb not in ("ring_hash", "maglev"):
+            raise ValueError(f"'hash' applies only to lb ring_hash or maglev, not {self.lb}")
+        return self
+
+
+# ---------------------------------------------------------------- filters
+
+
+class HeadersFilter(Strict):
+    type: Literal["headers"]
+    request_add: dict[str, str] = {}
+    request_remove: tuple[str, ...] = ()
+    response_add: dict[str, str] = {}
+    response_remove: tuple[str, ...] = ()
+
+
+class LocalRateLimitFilter(Strict):
+    type: Literal["local_rate_limit"]
+    key: str = "source_ip"  # source_ip | header:NAME | route
+    rate: float = Field(gt=0)  # tokens added per second
+    burst: int = Field(0, ge=0)  # bucket size; 0 = same as rate
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        if value in ("source_ip", "route"):
+            return value
+        kind, _, name = value.partition(":")
+        if kind == "header" and name:
+            return value
+        raise ValueError(f"'{value}' is not a rate-limit key; use source_ip, route or header:NAME")
+
+
+FilterConfig = Annotated[HeadersFilter | LocalRateLimitFilter, Field(discriminator="type")]
+
+
+# ---------------------------------------------------------------- routes
+
+
+class HeaderMatch(Strict):
+    name: str
+    exact: str | None = None
+    regex: str | None = None
+    present: bool | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> HeaderMatch:
+        kinds = [k for k in ("exact", "regex", "present") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError("give exactly one of exact, regex or present")
+        if self.regex is not None:
+            _check_regex(self.regex)
+        return self
+
+
+def _check_regex(pattern: str) -> None:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"bad regular expression '{pattern}': {exc}") from None
+
+
+class Match(Strict):
+    host: str = "*"  # exact, *.example.com, or *
+    path_prefix: str | None = None
+    path_exact: str | None = None
+    path_regex: str | None = None
+    methods: tuple[str, ...] = ()
+    headers: tuple[HeaderMatch, ...] = ()
+
+    @model_validator(mode="after")
+    def _one_path_kind(self) -> Match:
+        kinds = [k for k in ("path_prefix", "path_exact", "path_regex") if getattr(self, k)]
+        if len(kinds) > 1:
+            raise ValueError(
+                f"give at most one of path_prefix, path_exact, path_regex, not {kinds}"
+            )
+        if self.path_regex is not None:
+            _check_regex(self.path_regex)
+        for path in (self.path_prefix, self.path_exact):
+            if path is not None and not path.startswith("/"):
+                raise ValueError(f"path '{path}' must start with /")
+        host = self.host
+        if host != "*" and "*" in host and not (host.startswith("*.") and "*" not in host[2:]):
+            raise ValueError(f"host '{host}' may use * only as a leading '*.' label, or be '*'")
+        return self
+
+    @field_validator("methods")
+    @classmethod
+    def _methods(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(m.upper() for m in value)
+
+
+class Redirect(Strict):
+    status: Literal[301, 302, 303, 307, 308] = 302
+    scheme: str | None = None
+    host: str | None = None
+    path: str | None = None  # replaces the whole path
+    prefix: str | None = None  # replaces the matched path_prefix
+
+
+class DirectResponse(Strict):
+    status: int = Field(200, ge=100, le=599)
+    body: str = ""
+    headers: dict[str, str] = {}
+
+
+class Route(Strict):
+    name: str | None = Field(None, pattern=_NAME)
+    match: Match = Match()
+    upstream: str | None = None
+    prefix_rewrite: str | None = None
+    headers: HeadersFilter | None = None  # per-route header edits, same fields as the filter
+    redirect: Redirect | None = None
+    direct_response: DirectResponse | None = None
+    filters: tuple[FilterConfig, ...] = ()
+    timeout: Duration | None = None  # overrides the upstream's response timeout
+
+    @model_validator(mode="before")
+    @classmethod
+    def _headers_type(cls, data: object) -> object:
+        # Route header edits reuse the headers filter model without making users write type.
+        if isinstance(data, dict) and isinstance(data.get("headers"), dict):
+            data = {**data, "headers": {"type": "headers", **data["headers"]}}
+        return data
+
+    @model_validator(mode="after")
+    def _one_action(self) -> Route:
+        actions = [a for a in ("upstream", "redirect", "direct_response") if getattr(self, a)]
+        if len(actions) != 1:
+            raise ValueError(
+                "a route needs exactly one of upstream, redirect or direct_response"
+                + (f", not {' and '.join(actions)}" if actions else "")
+            )
+        if self.prefix_rewrite is not None and self.match.path_prefix is None:
+            raise ValueError("prefix_rewrite needs match.path_prefix")
+        return self
+
+
+# ---------------------------------------------------------------- admin, logs, whole file
+
+
+class Admin(Strict):
+    address: Address = "127.0.0.1:9901"
+
+
+class AccessLog(Strict):
+    enabled: bool = True
+    path: str = "-"  # "-" is standard output
+    buffer_bytes: Size = 65536
+    flush_interval: Duration = 1.0
+
+
+class Gateway(Strict):
+    """One whole gateway config file."""
+
+    listeners: tuple[Listener, ...] = Field(min_length=1)
+    upstreams: tuple[Upstream, ...] = ()
+    routes: tuple[Route, ...] = Field(min_length=1)
+    filters: tuple[FilterConfig, ...] = ()
+    admin: Admin = Admin()
+    access_log: AccessLog = AccessLog()
+    drain_timeout: Duration = 15.0  # SIGTERM: longest wait for in-flight requests

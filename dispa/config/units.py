@@ -1,0 +1,71 @@
+"""Human units in config: durations (``250ms``, ``1s``, ``5m``) and sizes (``64KiB``, ``1GiB``).
+
+Both parse to plain numbers (seconds as float, bytes as int) so the rest of Dispa never
+sees strings.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import BeforeValidator
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+_DURATION_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+_SIZE = re.compile(r"^\s*(\d+)\s*(B|KiB|MiB|GiB|KB|MB|GB|k|K|M|G)?\s*$")
+_SIZE_BYTES = {
+    None: 1,
+    "B": 1,
+    "KiB": 1024,
+    "MiB": 1024**2,
+    "GiB": 1024**3,
+    "k": 1024,
+    "K": 1024,
+    "M": 1024**2,
+    "G": 1024**3,
+    "KB": 1000,
+    "MB": 1000**2,
+    "GB": 1000**3,
+}
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from ``"250ms"``, ``"1s"``, ``"5m"``, ``"1h"``, ``"1d"`` or a bare number."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 250ms, 1s or 5m")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        match = _DURATION.match(value)
+        if not match:
+            raise ValueError(f"'{value}' is not a duration; write it like 250ms, 1s, 5m or 1h")
+        seconds = float(match.group(1)) * _DURATION_SECONDS[match.group(2)]
+    else:
+        raise ValueError("expected a duration such as 250ms, 1s or 5m")
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    return seconds
+
+
+def parse_size(value: object) -> int:
+    """Bytes from ``"64KiB"``, ``"1MiB"``, ``"1GB"`` or a bare integer."""
+    if isinstance(value, bool):
+        raise ValueError("expected a size such as 64KiB or 1MiB")
+    if isinstance(value, int):
+        size = value
+    elif isinstance(value, str):
+        match = _SIZE.match(value)
+        if not match:
+            raise ValueError(f"'{value}' is not a size; write it like 8192, 64KiB, 10MiB or 1GiB")
+        size = int(match.group(1)) * _SIZE_BYTES[match.group(2)]
+    else:
+        raise ValueError("expected a size such as 64KiB or 1MiB")
+    if size < 0:
+        raise ValueError("a size cannot be negative")
+    return size
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+Size = Annotated[int, BeforeValidator(parse_size)]

@@ -1,0 +1,48 @@
+"""Per-request state that filters and the access log read and write."""
+
+from __future__ import annotations
+
+
+class RequestContext:
+    __slots__ = (
+        "attempts",
+        "bytes_in",
+        "bytes_out",
+        "client_ip",
+        "client_port",
+        "endpoint",
+        "listener",
+        "reason",
+        "request",
+        "request_headers",
+        "request_id",
+        "route",
+        "route_name",
+        "scheme",
+        "started",
+        "status",
+        "upstream_name",
+        "values",
+    )
+
+    def __init__(
+        self, request, client_ip: str, client_port: int, listener: str, scheme: str, started: float
+    ) -> None:
+        self.request = request
+        self.request_headers = request.headers  # filters replace it, never edit in place
+        self.client_ip = client_ip
+        self.client_port = client_port
+        self.listener = listener
+        self.scheme = scheme
+        self.started = started
+        self.request_id = ""
+        self.route = None
+        self.route_name = ""
+        self.upstream_name = ""
+        self.endpoint = None
+        self.status = 0
+        self.reason = None  # set when Dispa answered locally
+        self.attempts = 0
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.values: dict | None = None  # free slot for filters that need per-request state

@@ -1,0 +1,42 @@
+"""Runtime state of one upstream endpoint, shared by balancers, health and outlier logic.
+
+An Endpoint outlives config snapshots: when a reload keeps the same upstream address,
+its health, outlier history, counters and connection pool carry over.
+"""
+
+from __future__ import annotations
+
+
+class Endpoint:
+    __slots__ = (
+        "active_requests",
+        "address",
+        "ewma_latency",
+        "healthy",
+        "host",
+        "key",
+        "pool",
+        "port",
+        "upstream",
+        "weight",
+    )
+
+    def __init__(self, upstream: str, host: str, port: int, weight: int = 1) -> None:
+        self.upstream = upstream
+        self.host = host
+        self.port = port
+        self.weight = weight
+        self.address = f"{host}:{port}"
+        # Stable bytes identity used by hashing balancers (ring_hash, maglev).
+        self.key = self.address.encode()
+        # Requests currently in flight to this endpoint (least_request, bounded load).
+        self.active_requests = 0
+        # Exponentially weighted moving average of response latency, seconds (p2c_ewma).
+        self.ewma_latency = 0.0
+        # Combined availability as seen by balancing: active health and not ejected.
+        self.healthy = True
+        # Idle keep-alive connections to this endpoint (set by the upstream runtime).
+        self.pool = None
+
+    def __repr__(self) -> str:
+        return f"Endpoint({self.upstream}/{self.address}, weight={self.weight})"

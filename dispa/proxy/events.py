@@ -1,0 +1,66 @@
+"""Protocol events: what a parser turns bytes into, the same for HTTP/1.1 and HTTP/2.
+
+Everything above the parsers (router, filters, forwarding) reads these and nothing else.
+They are NamedTuples: immutable and cheap to build, which matters on the hot path.
+Header names keep the case they arrived with; ``Headers`` is a list of (name, value) bytes.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+Headers = list[tuple[bytes, bytes]]
+
+
+class Request(NamedTuple):
+    stream_id: int
+    method: str
+    target: bytes  # the request target as sent (path and query)
+    path: str  # decoded-free path without the query, for routing
+    query: bytes  # with its leading '?', or b""
+    host: str  # lower-cased, port removed; "" when absent
+    headers: Headers
+    http_version: str
+    keep_alive: bool
+    has_body: bool
+    content_length: int | None  # None when chunked or absent
+
+
+class Response(NamedTuple):
+    stream_id: int
+    status: int
+    reason: bytes
+    headers: Headers
+    http_version: str
+    keep_alive: bool
+    content_length: int | None  # None when chunked or close-delimited
+
+
+class Data(NamedTuple):
+    stream_id: int
+    data: bytes
+
+
+class EndOfMessage(NamedTuple):
+    stream_id: int
+
+
+class Trailers(NamedTuple):
+    stream_id: int
+    headers: Headers
+
+
+class StreamReset(NamedTuple):
+    stream_id: int
+    reason: str
+
+
+Event = Request | Response | Data | EndOfMessage | Trailers | StreamReset
+
+
+def header_value(headers: Headers, lower_name: bytes) -> bytes | None:
+    """First value of a header, by lower-case name."""
+    for name, value in headers:
+        if name.lower() == lower_name:
+            return value
+    return None

@@ -1,0 +1,541 @@
+"""One request's journey: route, filters, pick an endpoint, forward, stream back, log.
+
+Protocol-agnostic: the client side is a *downstream* object (HTTP/1.1 today, HTTP/2
+later) and the upstream side feeds events from ``UpstreamConnection``. Everything is
+driven by callbacks; the only task is the connect of a new upstream connection, and no
+exception leaves this module: failures become local replies counted by reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from dispa.proxy import local_reply as reasons
+from dispa.proxy.context import RequestContext
+from dispa.proxy.events import Data, EndOfMessage, Response
+from dispa.proxy.h1_writer import LAST_CHUNK, chunk, request_head
+from dispa.proxy.local_reply import LocalReply, error_reply
+from dispa.proxy.retry_policy import may_retry, retry_condition_for_status
+
+log = logging.getLogger("dispa.exchange")
+
+# Request bodies up to this size are kept so that a failed try can be replayed.
+REPLAY_LIMIT = 64 * 1024
+# Body bytes held while no upstream connection is ready yet; past this the client pauses.
+PENDING_HIGH_WATER = 256 * 1024
+
+
+class Exchange:
+    __slots__ = (
+        "_body_chunked",
+        "_body_copy",
+        "_close_delimited",
+        "_connect_task",
+        "_endpoint_held",
+        "_failed_endpoint",
+        "_head",
+        "_holding_retry",
+        "_idle_timer",
+        "_last_activity",
+        "_pending",
+        "_pending_bytes",
+        "_replayable",
+        "_response_timer",
+        "_retrying",
+        "_upstream_write_paused",
+        "conn",
+        "ctx",
+        "downstream",
+        "finished",
+        "gateway",
+        "request",
+        "request_done",
+        "response_done",
+        "response_started",
+        "route",
+        "snapshot",
+        "upstream",
+    )
+
+    def __init__(self, gateway, snapshot, downstream, request, ctx: RequestContext) -> None:
+        self.gateway = gateway
+        self.snapshot = snapshot
+        self.downstream = downstream
+        self.request = request
+        self.ctx = ctx
+        self.route = None
+        self.upstream = None
+        self.conn = None
+        self.request_done = False
+        self.response_started = False
+        self.response_done = False
+        self.finished = False
+        self._head = None
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._body_copy: list[bytes] | None = []
+        self._replayable = True
+        self._body_chunked = request.has_body and request.content_length is None
+        self._connect_task = None
+        self._response_timer = None
+        self._idle_timer = None
+        self._last_activity = 0.0
+        self._failed_endpoint = None
+        self._retrying = False
+        self._upstream_write_paused = False
+        self._endpoint_held = False
+        self._holding_retry = False
+        self._close_delimited = False
+
+    # ================================================================ request side
+
+    def start(self) -> None:
+        request = self.request
+        ctx = self.ctx
+        match = self.snapshot.router.match(
+            request.host, request.path, request.method, request.headers
+        )
+        if match is None:
+            self.reply(error_reply(404, reasons.NO_ROUTE))
+            return
+        route = self.route = match.target
+        ctx.route = route
+        ctx.route_name = route.name
+        for on_request in route.request_filters:
+            answer = on_request(ctx)
+            if answer is not None:
+                self.reply(answer)
+                return
+        if route.upstream is None:
+            if route.direct_reply is not None:
+                self.reply(route.direct_reply)
+            else:
+                self.reply(route.redirect_reply(request, ctx.scheme))
+            return
+        upstream = self.upstream = route.upstream
+        ctx.upstream_name = upstream.name
+        if not upstream.circuit.try_start_request():
+            self.upstream = None  # holds no request slot, so must not release one
+            self.reply(error_reply(503, reasons.CIRCUIT_OPEN))
+            return
+        upstream.active_requests += 1
+        self._try_upstream()
+
+    def on_request_data(self, data: bytes) -> None:
+        self.ctx.bytes_in += len(data)
+        if self._replayable:
+            if self.ctx.bytes_in <= REPLAY_LIMIT:
+                self._body_copy.append(data)
+            else:
+                self._replayable = False
+                self._body_copy = None
+        if self.finished or self.response_done:
+            return  # the answer is already out; the rest of the body is read and dropped
+        conn = self.conn
+        if conn is not None:
+            conn.transport.write(chunk(data) if self._body_chunked else data)
+        else:
+            self._pending.append(data)
+            self._pending_bytes += len(data)
+            if self._pending_bytes > PENDING_HIGH_WATER:
+                self.downstream.pause_reading("pending")
+
+    def on_request_end(self) -> None:
+        self.request_done = True
+        if self.finished:
+            return
+        conn = self.conn
+        if conn is not None and self._body_chunked and not self.response_done:
+            conn.transport.write(LAST_CHUNK)
+        if self.response_done:
+            self._finish()
+
+    def on_downstream_lost(self) -> None:
+        """The client went away: drop the upstream side, it cannot be reused mid-message."""
+        if self.finished:
+            return
+        self.ctx.reason = self.ctx.reason or "client_disconnected"
+        if self.conn is not None:
+            self.conn.exchange = None
+            self.conn.close()
+            self.conn = None
+        if not self.ctx.status:
+            self.ctx.status = 499
+        self._finish(client_gone=True)
+
+    # ================================================================ upstream side
+
+    def _try_upstream(self) -> None:
+        ctx = self.ctx
+        upstream = self.upstream
+        endpoint = upstream.pick(ctx, self._failed_endpoint)
+        if endpoint is None:
+            self.reply(error_reply(503, reasons.NO_HEALTHY))
+            return
+        ctx.endpoint = endpoint
+        ctx.attempts += 1
+        endpoint.active_requests += 1
+        self._endpoint_held = True
+        now = time.monotonic()
+        conn = endpoint.pool.take(now)
+        self._arm_response_timer()
+        if conn is not None:
+            self._attach(conn)
+            return
+        circuit = upstream.circuit
+        if not circuit.can_open_connection():
+            self._release_endpoint()
+            self._cancel_response_timer()
+            self.reply(error_reply(503, reasons.CIRCUIT_OPEN))
+            return
+        circuit.connection_opened()
+        task = self.gateway.loop.create_task(
+            endpoint.pool.connect(upstream.config.timeouts.connect)
+        )
+        self._connect_task = task
+        task.add_done_callback(self._on_connected)
+
+    def _on_connected(self, task) -> None:
+        self._connect_task = None
+        if task.cancelled():
+            self.upstream.circuit.connection_closed()
+            return
+        error = task.exception()
+        if self.finished:
+            self.upstream.circuit.connection_closed()
+            if error is None:
+                task.result().close()
+            return
+        if error is not None:
+            self.upstream.circuit.connection_closed()
+            self._upstream_failed("connect_failure", reasons.UPSTREAM_CONNECT, 502)
+            return
+        conn = task.result()
+        # The circuit counts open connections; the connection says when it closes.
+        conn.on_closed = self.upstream.circuit.connection_closed
+        self._attach(conn)
+
+    def _attach(self, conn) -> None:
+        self.conn = conn
+        conn.exchange = self
+        request = self.request
+        conn.parser.expect_no_body = request.method == "HEAD"
+        head = self._head
+        if head is None:
+            head = self._head = self._build_head()
+        write = conn.transport.write
+        write(head)
+        if self._retrying:
+            pieces = self._body_copy or ()
+        else:
+            pieces = self._pending
+        if pieces:
+            if self._body_chunked:
+                for piece in pieces:
+                    write(chunk(piece))
+            else:
+                for piece in pieces:
+                    write(piece)
+        if self._pending:
+            self._pending = []
+            self._pending_bytes = 0
+            self.downstream.resume_reading("pending")
+        if self.request_done and self._body_chunked:
+            write(LAST_CHUNK)
+
+    def _build_head(self) -> bytes:
+        request = self.request
+        ctx = self.ctx
+        target = request.target
+        route = self.route
+        if route.prefix_rewrite is not None:
+            target = route.rewrite_target(target)
+        host = None
+        for name, value in request.headers:
+            if len(name) == 4 and name.lower() == b"host":
+                host = value
+                break
+        return request_head(
+            request.method,
+            target,
+            ctx.request_headers,
+            client_ip=ctx.client_ip,
+            scheme=ctx.scheme,
+            host=host,
+            request_id=ctx.request_id.encode(),
+            content_length=request.content_length,
+            chunked=self._body_chunked,
+        )
+
+    def on_upstream_event(self, conn, event) -> None:
+        if conn is not self.conn:
+            return
+        kind = type(event)
+        if kind is Data:
+            data = event.data
+            self.ctx.bytes_out += len(data)
+            self._last_activity = time.monotonic()
+            self.downstream.send_body(data)
+        elif kind is Response:
+            self._on_response(event)
+        elif kind is EndOfMessage:
+            self._on_response_end(conn, clean=True)
+
+    def _on_response(self, response: Response) -> None:
+        self._cancel_response_timer()
+        ctx = self.ctx
+        status = response.status
+        condition = retry_condition_for_status(status)
+        if condition is not None and self._may_retry(condition):
+            self.upstream.report_status(ctx.endpoint, status, time.monotonic())
+            self._drop_connection()
+            self._retry()
+            return
+        ctx.status = status
+        headers = response.headers
+        self._close_delimited = response.content_length is None and not _is_chunked(headers)
+        for on_response in self.route.response_filters:
+            headers = on_response(ctx, headers)
+        self.response_started = True
+        self._last_activity = time.monotonic()
+        self._arm_idle_timer()
+        no_body = self.request.method == "HEAD" or status in (204, 304)
+        self.downstream.send_response(
+            status, response.reason, headers, response.content_length, no_body
+        )
+
+    def _on_response_end(self, conn, clean: bool) -> None:
+        self.response_done = True
+        self._cancel_idle_timer()
+        ctx = self.ctx
+        endpoint = ctx.endpoint
+        upstream = self.upstream
+        upstream.report_status(endpoint, ctx.status, time.monotonic())
+        self.gateway.stats.record_endpoint(upstream.name, endpoint.address, ctx.status >= 500)
+        conn.exchange = None
+        self.conn = None
+        reusable = clean and self.request_done and conn.keep_alive and not conn.closed
+        if reusable:
+            endpoint.pool.put(conn, time.monotonic())
+        else:
+            conn.close()
+        self.downstream.send_end()
+        if self.request_done:
+            self._finish()
+        else:
+            # Answered before the client finished sending: keep reading the body so the
+            # connection stays in step, but do not forward it.
+            self.downstream.close_after_exchange()
+            self._finish()
+
+    def on_upstream_lost(self, conn) -> None:
+        if conn is not self.conn or self.finished:
+            return
+        self.conn = None
+        if self.response_started:
+            if self._close_delimited:
+                self._on_response_end(conn, clean=False)
+                return
+            # Mid-body: the client already has a status line; all we can do is cut it off.
+            self.ctx.reason = reasons.UPSTREAM_RESET
+            self.upstream.report_failure(self.ctx.endpoint, time.monotonic())
+            self.downstream.abort()
+            self._finish()
+            return
+        self._upstream_failed("reset", reasons.UPSTREAM_RESET, 502)
+
+    def on_upstream_protocol_error(self, conn) -> None:
+        if conn is not self.conn or self.finished:
+            return
+        self.conn = None
+        if self.response_started:
+            self.ctx.reason = reasons.UPSTREAM_PROTOCOL
+            self.upstream.report_failure(self.ctx.endpoint, time.monotonic())
+            self.downstream.abort()
+            self._finish()
+            return
+        self._upstream_failed("reset", reasons.UPSTREAM_PROTOCOL, 502)
+
+    def on_upstream_write_paused(self) -> None:
+        self._upstream_write_paused = True
+        self.downstream.pause_reading("upstream")
+
+    def on_upstream_write_resumed(self) -> None:
+        self._upstream_write_paused = False
+        self.downstream.resume_reading("upstream")
+
+    def on_downstream_write_paused(self) -> None:
+        if self.conn is not None and self.conn.transport is not None:
+            self.conn.transport.pause_reading()
+
+    def on_downstream_write_resumed(self) -> None:
+        if self.conn is not None and self.conn.transport is not None:
+            self.conn.transport.resume_reading()
+
+    # ================================================================ failures and retries
+
+    def _upstream_failed(self, condition: str, reason: str, status: int) -> None:
+        self._cancel_response_timer()
+        endpoint = self.ctx.endpoint
+        if endpoint is not None:
+            self.upstream.report_failure(endpoint, time.monotonic())
+            self.gateway.stats.record_endpoint(self.upstream.name, endpoint.address, True)
+        if self._may_retry(condition):
+            self._drop_connection()
+            self._retry()
+            return
+        self._drop_connection()
+        self.reply(error_reply(status, reason))
+
+    def _may_retry(self, condition: str) -> bool:
+        upstream = self.upstream
+        replayable = self._replayable and (self.request_done or not self.request.has_body)
+        if not may_retry(
+            upstream.config.retry, self.request.method, condition, self.ctx.attempts, replayable
+        ):
+            return False
+        budget = upstream.retry_budget
+        if self._holding_retry:
+            budget.finish_retry()
+            self._holding_retry = False
+        if not budget.try_start_retry(upstream.active_requests):
+            return False
+        self._holding_retry = True
+        return True
+
+    def _retry(self) -> None:
+        self.gateway.stats.record_retry(self.upstream.name)
+        self._failed_endpoint = self.ctx.endpoint
+        self._retrying = True
+        self._try_upstream()
+
+    def _drop_connection(self) -> None:
+        """Give up on the current try: its connection is closed and its endpoint released."""
+        conn = self.conn
+        self.conn = None
+        if conn is not None:
+            conn.exchange = None
+            conn.close()
+        if self._connect_task is not None:
+            self._connect_task.cancel()
+            self._connect_task = None
+        self._release_endpoint()
+
+    def _release_endpoint(self) -> None:
+        """This try no longer loads its endpoint (ctx.endpoint stays, for the log)."""
+        if self._endpoint_held:
+            self._endpoint_held = False
+            self.ctx.endpoint.active_requests -= 1
+
+    # ================================================================ timers
+
+    def _arm_response_timer(self) -> None:
+        upstream = self.upstream
+        timeout = self.route.timeout or upstream.config.timeouts.response
+        per_try = upstream.config.retry.per_try_timeout
+        if per_try is not None and per_try < timeout:
+            timeout = per_try
+        self._response_timer = self.gateway.loop.call_later(timeout, self._on_response_timeout)
+
+    def _cancel_response_timer(self) -> None:
+        if self._response_timer is not None:
+            self._response_timer.cancel()
+            self._response_timer = None
+
+    def _on_response_timeout(self) -> None:
+        self._response_timer = None
+        if self.finished or self.response_started:
+            return
+        endpoint = self.ctx.endpoint
+        if endpoint is not None:
+            self.upstream.report_failure(endpoint, time.monotonic())
+        per_try = self.upstream.config.retry.per_try_timeout
+        if per_try is not None and self._may_retry("reset"):
+            self._drop_connection()
+            self._retry()
+            return
+        self._drop_connection()
+        self.reply(error_reply(504, reasons.UPSTREAM_TIMEOUT))
+
+    def _arm_idle_timer(self) -> None:
+        idle = self.upstream.config.timeouts.idle
+        self._idle_timer = self.gateway.loop.call_later(idle, self._on_idle_check)
+
+    def _cancel_idle_timer(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+
+    def _on_idle_check(self) -> None:
+        # Re-armed lazily: streaming does not touch a timer per chunk, only a timestamp.
+        self._idle_timer = None
+        if self.finished or self.response_done:
+            return
+        idle = self.upstream.config.timeouts.idle
+        quiet_for = time.monotonic() - self._last_activity
+        if quiet_for < idle:
+            self._idle_timer = self.gateway.loop.call_later(idle - quiet_for, self._on_idle_check)
+            return
+        self.ctx.reason = reasons.UPSTREAM_TIMEOUT
+        self._drop_connection()
+        self.downstream.abort()
+        self._finish()
+
+    # ================================================================ endings
+
+    def reply(self, answer: LocalReply) -> None:
+        """Answer the client from Dispa itself."""
+        ctx = self.ctx
+        ctx.status = answer.status
+        ctx.reason = answer.reason
+        self.gateway.stats.record_local_reply(answer.reason)
+        self.response_started = True
+        self.response_done = True
+        self.downstream.send_local_reply(answer, self.request.method == "HEAD")
+        ctx.bytes_out += len(answer.body)
+        if not self.request_done and self.request.has_body:
+            # The unread body would be taken for the next request: close after this one.
+            self.downstream.close_after_exchange()
+        self._finish()
+
+    def _finish(self, client_gone: bool = False) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        self._cancel_response_timer()
+        self._cancel_idle_timer()
+        if self._connect_task is not None:
+            self._connect_task.cancel()
+            self._connect_task = None
+        ctx = self.ctx
+        self._release_endpoint()
+        upstream = self.upstream
+        if upstream is not None:
+            upstream.circuit.finish_request()
+            upstream.active_requests -= 1
+            if self._holding_retry:
+                upstream.retry_budget.finish_retry()
+        gateway = self.gateway
+        gateway.stats.record_request(
+            ctx.route_name or "-",
+            ctx.upstream_name or "-",
+            ctx.status or 499,
+            time.monotonic() - ctx.started,
+        )
+        route = self.route
+        if route is not None:
+            for on_log in route.log_filters:
+                try:
+                    on_log(ctx)
+                except Exception:  # on_log must never break the exchange
+                    log.exception("a filter failed in on_log")
+        gateway.log_access(ctx)
+        self.downstream.exchange_finished(self, client_gone)
+
+
+def _is_chunked(headers) -> bool:
+    for name, value in headers:
+        if len(name) == 17 and name.lower() == b"transfer-encoding":
+            return b"chunked" in value.lower()
+    return False

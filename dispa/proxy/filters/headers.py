@@ -1,0 +1,44 @@
+"""The ``headers`` filter: add and remove request and response headers."""
+
+from __future__ import annotations
+
+from dispa.config.schema import HeadersFilter
+from dispa.proxy.events import Headers
+from dispa.proxy.filters.base import Filter
+
+
+def _edit(headers: Headers, remove: frozenset[bytes], add: tuple) -> Headers:
+    # "add" replaces an existing header of the same name, so a value is never doubled.
+    drop = remove | {name for name, _ in add}
+    kept = [pair for pair in headers if pair[0].lower() not in drop] if drop else list(headers)
+    kept.extend(add)
+    return kept
+
+
+class HeadersEdit(Filter):
+    name = "headers"
+
+    def __init__(self, config: HeadersFilter) -> None:
+        self.request_add = tuple(
+            (k.lower().encode(), v.encode()) for k, v in config.request_add.items()
+        )
+        self.request_remove = frozenset(n.lower().encode() for n in config.request_remove)
+        self.response_add = tuple(
+            (k.lower().encode(), v.encode()) for k, v in config.response_add.items()
+        )
+        self.response_remove = frozenset(n.lower().encode() for n in config.response_remove)
+
+    def handler(self, phase: str):
+        # A phase with no edits to make is not wired in at all.
+        if phase == "on_request" and not (self.request_add or self.request_remove):
+            return None
+        if phase == "on_response" and not (self.response_add or self.response_remove):
+            return None
+        return super().handler(phase)
+
+    def on_request(self, ctx):
+        ctx.request_headers = _edit(ctx.request_headers, self.request_remove, self.request_add)
+        return None
+
+    def on_response(self, ctx, headers: Headers) -> Headers:
+        return _edit(headers, self.response_remove, self.response_add)

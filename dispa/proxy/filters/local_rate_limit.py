@@ -1,0 +1,63 @@
+"""The ``local_rate_limit`` filter: a token bucket per key, answered with 429 and Retry-After.
+
+Local means per gateway process; the cluster-wide limit with leased quota is a separate
+feature of the core nodes.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from dispa.config.schema import LocalRateLimitFilter
+from dispa.proxy.filters.base import Filter
+from dispa.proxy.filters.token_bucket import TokenBucket
+from dispa.proxy.local_reply import RATE_LIMITED, error_reply
+
+# Buckets of keys not seen for a while are swept once the table grows past this, so a
+# flood of distinct client addresses cannot grow memory without bound.
+_SWEEP_AT = 100_000
+
+
+class LocalRateLimit(Filter):
+    name = "local_rate_limit"
+
+    def __init__(self, config: LocalRateLimitFilter, clock=time.monotonic) -> None:
+        self.rate = config.rate
+        self.burst = float(config.burst or max(1, math.ceil(config.rate)))
+        self.clock = clock
+        self.buckets: dict[object, TokenBucket] = {}
+        self.limited = 0
+        key = config.key
+        if key == "source_ip":
+            self._key = lambda ctx: ctx.client_ip
+        elif key == "route":
+            self._key = lambda ctx: ctx.route_name
+        else:
+            header = key.partition(":")[2].lower().encode()
+            self._key = lambda ctx: _header(ctx.request_headers, header)
+
+    def on_request(self, ctx):
+        now = self.clock()
+        key = self._key(ctx)
+        bucket = self.buckets.get(key)
+        if bucket is None:
+            if len(self.buckets) >= _SWEEP_AT:
+                self._sweep(now)
+            bucket = self.buckets[key] = TokenBucket(self.rate, self.burst, now)
+        wait = bucket.take(now)
+        if wait == 0.0:
+            return None
+        self.limited += 1
+        retry_after = str(max(1, math.ceil(wait))).encode()
+        return error_reply(429, RATE_LIMITED, ((b"retry-after", retry_after),))
+
+    def _sweep(self, now: float) -> None:
+        self.buckets = {k: b for k, b in self.buckets.items() if not b.full_at(now)}
+
+
+def _header(headers, lower_name: bytes):
+    for name, value in headers:
+        if name.lower() == lower_name:
+            return value
+    return None

@@ -1,0 +1,241 @@
+"""HTTP/1.1 parsing with httptools (llhttp): bytes in, events out, no I/O.
+
+``RequestParser.feed`` and ``ResponseParser.feed`` return the events the bytes completed.
+Limits are enforced while parsing so an oversized head is refused before it is buffered.
+"""
+
+from __future__ import annotations
+
+import httptools
+
+from dispa.proxy.events import Data, EndOfMessage, Request, Response
+
+
+class ProtocolError(Exception):
+    """A peer broke HTTP/1.1; ``status`` is the local reply owed to a client (400, 413, 431)."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class UpgradeRequested(Exception):
+    """The client asked for a protocol upgrade (WebSocket, h2c) that this parser leaves alone."""
+
+
+class RequestParser:
+    """Parses a stream of requests from one client connection (keep-alive, pipelining)."""
+
+    __slots__ = (
+        "_body_bytes",
+        "_events",
+        "_head_bytes",
+        "_headers",
+        "_max_body",
+        "_max_head",
+        "_parser",
+        "_stream_id",
+        "_url",
+        "in_message",
+    )
+
+    def __init__(self, max_head_bytes: int, max_body_bytes: int = 0) -> None:
+        self._max_head = max_head_bytes
+        self._max_body = max_body_bytes
+        self._parser = httptools.HttpRequestParser(self)
+        self._events: list = []
+        self._stream_id = 0
+        self._url = b""
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._head_bytes = 0
+        self._body_bytes = 0
+        self.in_message = False  # a request has begun and not yet ended
+
+    def feed(self, data: bytes) -> list:
+        try:
+            self._parser.feed_data(data)
+        except ProtocolError:
+            raise
+        except httptools.HttpParserUpgrade:
+            raise UpgradeRequested() from None
+        except httptools.HttpParserError as exc:
+            cause = exc.__context__
+            if isinstance(cause, ProtocolError):
+                raise cause from None
+            raise ProtocolError(400, "malformed request") from None
+        events, self._events = self._events, []
+        return events
+
+    # httptools callbacks ------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._stream_id += 1
+        self._url = b""
+        self._headers = []
+        self._head_bytes = 0
+        self._body_bytes = 0
+        self.in_message = True
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        self._count_head(len(url))
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+        self._count_head(len(name) + len(value) + 4)
+
+    def _count_head(self, size: int) -> None:
+        self._head_bytes += size
+        if self._head_bytes > self._max_head:
+            raise ProtocolError(431, "request header too large")
+
+    def on_headers_complete(self) -> None:
+        parser = self._parser
+        url = self._url
+        query_at = url.find(b"?")
+        if query_at >= 0:
+            raw_path, query = url[:query_at], url[query_at:]
+        else:
+            raw_path, query = url, b""
+        if not raw_path.startswith(b"/"):
+            raw_path = _origin_form_path(raw_path)
+        host = ""
+        content_length = None
+        chunked = False
+        for name, value in self._headers:
+            length = len(name)
+            if length == 4 and name.lower() == b"host":
+                host = _host_only(value)
+            elif length == 14 and name.lower() == b"content-length":
+                try:
+                    content_length = int(value)
+                except ValueError:
+                    raise ProtocolError(400, "bad content-length") from None
+            elif length == 17 and name.lower() == b"transfer-encoding":
+                chunked = b"chunked" in value.lower()
+        if content_length is not None and self._max_body and content_length > self._max_body:
+            raise ProtocolError(413, "request body too large")
+        self._events.append(
+            Request(
+                self._stream_id,
+                parser.get_method().decode("latin-1"),
+                url,
+                raw_path.decode("latin-1"),
+                query,
+                host,
+                self._headers,
+                parser.get_http_version(),
+                parser.should_keep_alive(),
+                chunked or bool(content_length),
+                None if chunked else content_length,
+            )
+        )
+
+    def on_body(self, body: bytes) -> None:
+        if self._max_body:
+            self._body_bytes += len(body)
+            if self._body_bytes > self._max_body:
+                raise ProtocolError(413, "request body too large")
+        self._events.append(Data(self._stream_id, body))
+
+    def on_message_complete(self) -> None:
+        self.in_message = False
+        self._events.append(EndOfMessage(self._stream_id))
+
+
+class ResponseParser:
+    """Parses responses from one upstream connection.
+
+    llhttp cannot know that a response answers a HEAD request, so the caller says so with
+    ``expect_no_body`` before feeding it; the parser then ends the message at the head and
+    starts afresh for the next response.
+    """
+
+    __slots__ = ("_events", "_headers", "_parser", "_reason", "expect_no_body", "stream_id")
+
+    def __init__(self) -> None:
+        self._parser = httptools.HttpResponseParser(self)
+        self._events: list = []
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._reason = b""
+        self.stream_id = 0
+        self.expect_no_body = False
+
+    def feed(self, data: bytes) -> list:
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError:
+            raise ProtocolError(502, "malformed response from upstream") from None
+        events, self._events = self._events, []
+        return events
+
+    def on_message_begin(self) -> None:
+        self._headers = []
+        self._reason = b""
+
+    def on_status(self, status: bytes) -> None:
+        self._reason += status
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        parser = self._parser
+        status = parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            return  # interim responses are dropped; the final one follows
+        content_length = None
+        chunked = False
+        for name, value in self._headers:
+            length = len(name)
+            if length == 14 and name.lower() == b"content-length":
+                try:
+                    content_length = int(value)
+                except ValueError:
+                    content_length = None
+            elif length == 17 and name.lower() == b"transfer-encoding":
+                chunked = b"chunked" in value.lower()
+        self._events.append(
+            Response(
+                self.stream_id,
+                status,
+                self._reason,
+                self._headers,
+                parser.get_http_version(),
+                parser.should_keep_alive(),
+                None if chunked else content_length,
+            )
+        )
+        if self.expect_no_body:
+            self._events.append(EndOfMessage(self.stream_id))
+            # Start over so the next response is parsed from a clean state.
+            self._parser = httptools.HttpResponseParser(self)
+            self.expect_no_body = False
+
+    def on_body(self, body: bytes) -> None:
+        self._events.append(Data(self.stream_id, body))
+
+    def on_message_complete(self) -> None:
+        status = self._parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            return
+        self._events.append(EndOfMessage(self.stream_id))
+
+
+def _host_only(value: bytes) -> str:
+    host = value.decode("latin-1").strip().lower()
+    if host.startswith("["):  # IPv6 literal
+        end = host.find("]")
+        return host[: end + 1] if end > 0 else host
+    colon = host.rfind(":")
+    return host[:colon] if colon >= 0 else host
+
+
+def _origin_form_path(raw: bytes) -> bytes:
+    """Absolute-form targets (``http://host/path``) route by their path; ``*`` stays as is."""
+    scheme_end = raw.find(b"://")
+    if scheme_end < 0:
+        return raw
+    slash = raw.find(b"/", scheme_end + 3)
+    return raw[slash:] if slash >= 0 else b"/"

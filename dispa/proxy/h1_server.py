@@ -1,0 +1,321 @@
+"""The client side of HTTP/1.1: one Protocol per connection.
+
+It only moves bytes: ``data_received`` feeds the parser and dispatches the events to the
+exchange in progress. Requests are answered in order (pipelining): events of a request
+that arrives while another is in progress wait in a queue, and reading pauses when the
+queue holds too much. Framing of the response (content-length, chunked, close) lives here,
+so the exchange stays protocol-agnostic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+
+from dispa.proxy import local_reply as reasons
+from dispa.proxy.context import RequestContext
+from dispa.proxy.events import Data, Request
+from dispa.proxy.exchange import Exchange
+from dispa.proxy.h1_parser import ProtocolError, RequestParser, UpgradeRequested
+from dispa.proxy.h1_writer import LAST_CHUNK, chunk, response_head
+from dispa.proxy.local_reply import error_reply, reason_phrase
+
+# Bytes of queued pipelined requests after which the client is paused.
+_QUEUE_HIGH_WATER = 256 * 1024
+_PROTOCOL_REASONS = {
+    400: reasons.MALFORMED,
+    413: reasons.BODY_TOO_LARGE,
+    431: reasons.HEADER_TOO_LARGE,
+}
+
+
+class H1ServerConnection(asyncio.Protocol):
+    def __init__(self, gateway, listener) -> None:
+        self.gateway = gateway
+        self.listener = listener
+        self.limits = listener.limits
+        self.transport = None
+        self.parser = RequestParser(self.limits.max_header_bytes, self.limits.max_body_bytes)
+        self.client_ip = ""
+        self.client_port = 0
+        self.exchange: Exchange | None = None
+        self.queue: deque = deque()
+        self.queued_bytes = 0
+        self.paused_for: set[str] = set()
+        self.keep_alive = True
+        self.closing = False
+        self.requests_served = 0
+        self.timer: asyncio.TimerHandle | None = None
+        self.timer_deadline = 0.0
+        self.timer_reason = ""
+        self.response_chunked = False
+        self.response_head_only = False
+        self.broken = False  # a parse error was answered; ignore further input
+        self.pumping = False
+        self.last_read = 0.0
+
+    # ---------------------------------------------------------------- transport callbacks
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        if peer:
+            self.client_ip, self.client_port = peer[0], peer[1]
+        gateway = self.gateway
+        gateway.connections.add(self)
+        gateway.stats.connections_accepted += 1
+        gateway.stats.connections_active += 1
+        self._arm_timer(self.limits.header_timeout, "header")
+
+    def data_received(self, data: bytes) -> None:
+        if self.broken:
+            return
+        try:
+            events = self.parser.feed(data)
+        except ProtocolError as error:
+            self._protocol_error(error.status)
+            return
+        except UpgradeRequested:
+            self._protocol_error(501)
+            return
+        self.last_read = time.monotonic()
+        queue = self.queue
+        for event in events:
+            queue.append(event)
+            if type(event) is Data:
+                self.queued_bytes += len(event.data)
+        self._pump()
+        if self.timer_reason == "idle" and self.parser.in_message:
+            # A new request has begun arriving: its head must now come in time.
+            self._arm_timer(self.limits.header_timeout, "header")
+
+    def eof_received(self) -> bool:
+        # A half-closed client may still be waiting for its answer: keep writing.
+        if self.exchange is None and not self.queue:
+            self._close()
+            return False
+        self.keep_alive = False
+        return True
+
+    def connection_lost(self, exc) -> None:
+        self.closing = True
+        self._cancel_timer()
+        gateway = self.gateway
+        gateway.connections.discard(self)
+        gateway.stats.connections_active -= 1
+        exchange = self.exchange
+        if exchange is not None:
+            self.exchange = None
+            exchange.on_downstream_lost()
+        self.queue.clear()
+
+    def pause_writing(self) -> None:
+        if self.exchange is not None:
+            self.exchange.on_downstream_write_paused()
+
+    def resume_writing(self) -> None:
+        if self.exchange is not None:
+            self.exchange.on_downstream_write_resumed()
+
+    # ---------------------------------------------------------------- requests in
+
+    def _pump(self) -> None:
+        """Hand queued events to the exchange in progress; start the next request when free."""
+        if self.pumping:
+            return  # an exchange finished inside the loop below, which carries on
+        self.pumping = True
+        queue = self.queue
+        try:
+            while queue and not self.closing:
+                event = queue[0]
+                kind = type(event)
+                if kind is Request:
+                    if self.exchange is not None:
+                        break
+                    queue.popleft()
+                    self._start(event)
+                elif kind is Data:
+                    queue.popleft()
+                    self.queued_bytes -= len(event.data)
+                    if self.exchange is not None:
+                        self.exchange.on_request_data(event.data)
+                else:
+                    queue.popleft()
+                    if self.exchange is not None:
+                        self.exchange.on_request_end()
+        finally:
+            self.pumping = False
+        if self.queued_bytes > _QUEUE_HIGH_WATER:
+            self.pause_reading("queue")
+        elif "queue" in self.paused_for:
+            self.resume_reading("queue")
+        if self.exchange is None and not self.closing and not queue and self.timer is None:
+            self._arm_timer(self.limits.idle_timeout, "idle")
+
+    def _start(self, request: Request) -> None:
+        gateway = self.gateway
+        self._cancel_timer()
+        if request.has_body:
+            self._arm_timer(self.limits.body_timeout, "body")
+        ctx = RequestContext(
+            request, self.client_ip, self.client_port, self.listener.name, "http", time.monotonic()
+        )
+        ctx.request_id = gateway.next_request_id(request.headers)
+        self.requests_served += 1
+        limit = self.limits.max_requests_per_connection
+        if not request.keep_alive or gateway.draining or (limit and self.requests_served >= limit):
+            self.keep_alive = False
+        exchange = Exchange(gateway, gateway.snapshot, self, request, ctx)
+        self.exchange = exchange
+        try:
+            exchange.start()
+        except Exception:
+            gateway.internal_error(exchange)
+
+    # ---------------------------------------------------------------- the exchange calls these
+
+    def send_response(self, status: int, reason: bytes, headers, content_length, no_body: bool):
+        self.response_head_only = no_body
+        chunked = content_length is None and not no_body
+        keep_alive = self.keep_alive
+        self.response_chunked = chunked
+        if self.gateway.draining:
+            keep_alive = self.keep_alive = False
+        self.transport.write(
+            response_head(
+                status,
+                reason,
+                headers,
+                content_length=content_length,
+                chunked=chunked,
+                keep_alive=keep_alive,
+            )
+        )
+
+    def send_body(self, data: bytes) -> None:
+        if self.response_head_only or not data:
+            return
+        self.transport.write(chunk(data) if self.response_chunked else data)
+
+    def send_end(self) -> None:
+        if self.response_chunked and not self.response_head_only:
+            self.transport.write(LAST_CHUNK)
+
+    def send_local_reply(self, answer, head_only: bool) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        if self.gateway.draining:
+            self.keep_alive = False
+        head = response_head(
+            answer.status,
+            reason_phrase(answer.status),
+            list(answer.headers),
+            content_length=len(answer.body),
+            chunked=False,
+            keep_alive=self.keep_alive,
+            proxied=False,
+        )
+        self.transport.write(head if head_only else head + answer.body)
+
+    def pause_reading(self, reason: str) -> None:
+        if not self.paused_for and self.transport is not None:
+            self.transport.pause_reading()
+        self.paused_for.add(reason)
+
+    def resume_reading(self, reason: str) -> None:
+        if reason in self.paused_for:
+            self.paused_for.discard(reason)
+            if not self.paused_for and self.transport is not None and not self.closing:
+                self.transport.resume_reading()
+
+    def close_after_exchange(self) -> None:
+        self.keep_alive = False
+
+    def abort(self) -> None:
+        self.closing = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    def exchange_finished(self, exchange, client_gone: bool) -> None:
+        if exchange is not self.exchange:
+            return
+        self.exchange = None
+        self._cancel_timer()
+        self.paused_for.discard("pending")
+        self.paused_for.discard("upstream")
+        if client_gone or self.closing:
+            return
+        if not self.keep_alive:
+            self._close()
+            return
+        if not self.paused_for:
+            self.transport.resume_reading()
+        self._pump()
+
+    # ---------------------------------------------------------------- errors, timers, close
+
+    def _protocol_error(self, status: int) -> None:
+        self.broken = True
+        self.keep_alive = False
+        reason = _PROTOCOL_REASONS.get(status, "unsupported_upgrade")
+        answer = error_reply(status, reason)
+        exchange = self.exchange
+        if exchange is not None and not exchange.response_started:
+            exchange.reply(answer)  # counts it and ends that exchange; we close after
+        elif exchange is None:
+            self.gateway.stats.record_local_reply(reason)
+            self.send_local_reply(answer, head_only=False)
+            self._close()
+        else:
+            self.abort()
+
+    def _arm_timer(self, seconds: float, reason: str) -> None:
+        self._cancel_timer()
+        self.timer_reason = reason
+        self.timer = self.gateway.loop.call_later(seconds, self._on_timer)
+
+    def _cancel_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+            self.timer_reason = ""
+
+    def _on_timer(self) -> None:
+        reason = self.timer_reason
+        self.timer = None
+        self.timer_reason = ""
+        if self.closing:
+            return
+        if reason == "idle":
+            self._close()
+        elif reason == "header" and self.exchange is None:
+            if self.parser.in_message:
+                self.gateway.stats.record_local_reply(reasons.CLIENT_TIMEOUT)
+                self.keep_alive = False
+                self.send_local_reply(error_reply(408, reasons.CLIENT_TIMEOUT), head_only=False)
+            self._close()
+        elif reason == "body" and self.exchange is not None and not self.exchange.request_done:
+            exchange = self.exchange
+            quiet_for = time.monotonic() - self.last_read
+            if quiet_for < self.limits.body_timeout:
+                # Body bytes kept coming: wait for the rest of the allowed pause.
+                self._arm_timer(self.limits.body_timeout - quiet_for, "body")
+                return
+            if not exchange.response_started:
+                exchange.reply(error_reply(408, reasons.CLIENT_TIMEOUT))
+            else:
+                self.abort()
+
+    def close_if_idle(self) -> None:
+        """Graceful drain: close now if between requests, else after the current one."""
+        self.keep_alive = False
+        if self.exchange is None and not self.queue:
+            self._close()
+
+    def _close(self) -> None:
+        if not self.closing:
+            self.closing = True
+            self._cancel_timer()
+            if self.transport is not None:
+                self.transport.close()

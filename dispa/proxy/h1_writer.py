@@ -1,0 +1,132 @@
+"""HTTP/1.1 message heads as bytes: the forwarded request and the response to the client.
+
+Pure functions. Hop-by-hop headers (RFC 9110 7.6.1) are dropped in both directions:
+the fixed set, plus every header the Connection header names.
+"""
+
+from __future__ import annotations
+
+from dispa.proxy.events import Headers
+
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+# Headers Dispa sets itself on the forwarded request; copies from the client are replaced.
+_REPLACED_ON_REQUEST = frozenset({b"x-forwarded-proto", b"x-forwarded-host", b"content-length"})
+_REPLACED_ON_RESPONSE = frozenset({b"content-length"})
+VIA = b"1.1 dispa"
+
+
+def _connection_tokens(headers: Headers) -> frozenset[bytes]:
+    tokens: set[bytes] = set()
+    for name, value in headers:
+        if len(name) == 10 and name.lower() == b"connection":
+            tokens.update(t.strip().lower() for t in value.split(b","))
+    return frozenset(tokens)
+
+
+def request_head(
+    method: str,
+    target: bytes,
+    headers: Headers,
+    *,
+    client_ip: str,
+    scheme: str,
+    host: bytes | None,
+    request_id: bytes,
+    content_length: int | None,
+    chunked: bool,
+) -> bytes:
+    """The head of the request Dispa sends upstream (always HTTP/1.1, keep-alive)."""
+    tokens = _connection_tokens(headers)
+    parts = [method.encode(), b" ", target, b" HTTP/1.1\r\n"]
+    forwarded_for = None
+    via = None
+    has_request_id = False
+    for name, value in headers:
+        lower = name.lower()
+        if lower in HOP_BY_HOP or lower in _REPLACED_ON_REQUEST or lower in tokens:
+            continue
+        if lower == b"x-forwarded-for":
+            forwarded_for = value if forwarded_for is None else forwarded_for + b", " + value
+            continue
+        if lower == b"via":
+            via = value if via is None else via + b", " + value
+            continue
+        if lower == b"x-request-id":
+            has_request_id = True
+        parts += (name, b": ", value, b"\r\n")
+    client = client_ip.encode()
+    parts += (
+        b"x-forwarded-for: ",
+        forwarded_for + b", " + client if forwarded_for else client,
+        b"\r\nx-forwarded-proto: ",
+        scheme.encode(),
+        b"\r\nvia: ",
+        via + b", " + VIA if via else VIA,
+        b"\r\n",
+    )
+    if host:
+        parts += (b"x-forwarded-host: ", host, b"\r\n")
+    if not has_request_id:
+        parts += (b"x-request-id: ", request_id, b"\r\n")
+    if content_length is not None:
+        parts += (b"content-length: ", str(content_length).encode(), b"\r\n")
+    elif chunked:
+        parts.append(b"transfer-encoding: chunked\r\n")
+    parts.append(b"\r\n")
+    return b"".join(parts)
+
+
+def response_head(
+    status: int,
+    reason: bytes,
+    headers: Headers,
+    *,
+    content_length: int | None,
+    chunked: bool,
+    keep_alive: bool,
+    proxied: bool = True,
+) -> bytes:
+    """The head of the response Dispa sends to an HTTP/1.x client.
+
+    ``proxied`` responses came from an upstream and gain a Via entry; local replies do not.
+    """
+    tokens = _connection_tokens(headers)
+    parts = [b"HTTP/1.1 ", str(status).encode(), b" ", reason, b"\r\n"]
+    via = None
+    for name, value in headers:
+        lower = name.lower()
+        if lower in HOP_BY_HOP or lower in _REPLACED_ON_RESPONSE or lower in tokens:
+            continue
+        if proxied and lower == b"via":
+            via = value if via is None else via + b", " + value
+            continue
+        parts += (name, b": ", value, b"\r\n")
+    if proxied:
+        parts += (b"via: ", via + b", " + VIA if via else VIA, b"\r\n")
+    if content_length is not None:
+        parts += (b"content-length: ", str(content_length).encode(), b"\r\n")
+    elif chunked:
+        parts.append(b"transfer-encoding: chunked\r\n")
+    if not keep_alive:
+        parts.append(b"connection: close\r\n")
+    parts.append(b"\r\n")
+    return b"".join(parts)
+
+
+def chunk(data: bytes) -> bytes:
+    return b"%x\r\n%b\r\n" % (len(data), data)
+
+
+LAST_CHUNK = b"0\r\n\r\n"

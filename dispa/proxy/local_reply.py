@@ -1,0 +1,67 @@
+"""Replies Dispa makes itself: errors, redirects, direct responses.
+
+Each error carries a short reason that is counted in metrics and written to the access
+log; the body says it in plain words, never a stack trace.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+REASON_PHRASES = {
+    200: b"OK",
+    201: b"Created",
+    204: b"No Content",
+    301: b"Moved Permanently",
+    302: b"Found",
+    303: b"See Other",
+    304: b"Not Modified",
+    307: b"Temporary Redirect",
+    308: b"Permanent Redirect",
+    400: b"Bad Request",
+    403: b"Forbidden",
+    404: b"Not Found",
+    405: b"Method Not Allowed",
+    408: b"Request Timeout",
+    413: b"Content Too Large",
+    429: b"Too Many Requests",
+    431: b"Request Header Fields Too Large",
+    500: b"Internal Server Error",
+    501: b"Not Implemented",
+    502: b"Bad Gateway",
+    503: b"Service Unavailable",
+    504: b"Gateway Timeout",
+}
+
+
+def reason_phrase(status: int) -> bytes:
+    return REASON_PHRASES.get(status, b"Unknown")
+
+
+class LocalReply(NamedTuple):
+    status: int
+    reason: str  # machine-friendly cause, e.g. "no_route", "upstream_timeout"
+    body: bytes = b""
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+
+
+def error_reply(status: int, reason: str, extra_headers=()) -> LocalReply:
+    """An error in plain words: the body is the reason with underscores as spaces."""
+    body = reason.replace("_", " ").encode() + b"\n"
+    return LocalReply(status, reason, body, ((b"content-type", b"text/plain"), *extra_headers))
+
+
+# The reasons, in one place, so metrics and docs list the same set.
+NO_ROUTE = "no_route"
+MALFORMED = "malformed_request"
+HEADER_TOO_LARGE = "header_too_large"
+BODY_TOO_LARGE = "body_too_large"
+CLIENT_TIMEOUT = "client_timeout"
+UPSTREAM_CONNECT = "upstream_connect_failure"
+UPSTREAM_RESET = "upstream_reset"
+UPSTREAM_PROTOCOL = "upstream_protocol_error"
+NO_HEALTHY = "no_healthy_endpoint"
+CIRCUIT_OPEN = "circuit_open"
+UPSTREAM_TIMEOUT = "upstream_timeout"
+RATE_LIMITED = "rate_limited"
+SHUTTING_DOWN = "shutting_down"

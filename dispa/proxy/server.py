@@ -1,0 +1,207 @@
+"""The gateway in one process: listeners, the current snapshot, and graceful reload/drain.
+
+``apply`` makes a new snapshot live with one assignment. It binds any new listener first,
+so a config whose listener cannot be bound is refused whole and the old one keeps serving.
+Connections read ``gateway.snapshot`` when each request starts, so a keep-alive
+connection moves to the new config at its next request and nothing in flight is cut.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+
+from dispa.config.schema import Gateway as GatewayConfig
+from dispa.config.schema import Listener, split_address
+from dispa.observe.access_log import AccessLog, NullAccessLog
+from dispa.observe.stats import DataPlaneStats
+from dispa.proxy.h1_server import H1ServerConnection
+from dispa.proxy.local_reply import error_reply
+from dispa.proxy.snapshot import Snapshot, compile_snapshot
+from dispa.proxy.upstream import UpstreamSet
+
+log = logging.getLogger("dispa.gateway")
+
+
+class ListenError(Exception):
+    """A listener address could not be bound."""
+
+
+def bind_socket(address: str, reuse_port: bool) -> socket.socket:
+    host, port = split_address(address)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+        sock.listen(4096)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        raise ListenError(f"cannot listen on {address}: {exc.strerror or exc}") from None
+    return sock
+
+
+class _ListenerSlot:
+    """A bound listener; its config may change on reload while the socket stays."""
+
+    def __init__(self, config: Listener, server: asyncio.base_events.Server) -> None:
+        self.config = config
+        self.server = server
+
+    @property
+    def port(self) -> int:
+        return self.server.sockets[0].getsockname()[1]
+
+
+class Gateway:
+    def __init__(self, *, reuse_port: bool = False) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.reuse_port = reuse_port
+        self.snapshot: Snapshot | None = None
+        self.stats = DataPlaneStats()
+        self.connections: set[H1ServerConnection] = set()
+        self.draining = False
+        self.upstreams = UpstreamSet()
+        self.listeners: dict[str, _ListenerSlot] = {}
+        self.access_log = NullAccessLog()
+        self._access_log_config = None
+        self._request_id_prefix = os.urandom(4).hex() + "-"
+        self._request_counter = 0
+        self._revision = 0
+
+    # ---------------------------------------------------------------- config
+
+    async def apply(self, config: GatewayConfig, source: str = "", revision: int | None = None):
+        """Make ``config`` live; raises ListenError with nothing changed if it cannot be."""
+        current = self.snapshot
+        if current is not None and current.config == config:
+            return current  # an equal config changes nothing (and keeps its revision)
+        new_slots = await self._bind_new_listeners(config)
+        prepared = self.upstreams.prepare(config.upstreams)
+        self._revision = revision if revision is not None else self._revision + 1
+        snapshot = compile_snapshot(config, self._revision, prepared, source)
+        self.snapshot = snapshot
+        await self.upstreams.commit(prepared)
+        self._swap_listeners(config, new_slots)
+        self._configure_access_log(config)
+        log.info("config revision %d is live (%s)", snapshot.revision, source or "initial")
+        return snapshot
+
+    async def _bind_new_listeners(self, config: GatewayConfig) -> dict[str, _ListenerSlot]:
+        slots: dict[str, _ListenerSlot] = {}
+        try:
+            for listener in config.listeners:
+                existing = self.listeners.get(listener.name)
+                if existing is not None and existing.config.address == listener.address:
+                    continue
+                sock = bind_socket(listener.address, self.reuse_port)
+                server = await self.loop.create_server(
+                    self._protocol_factory(listener.name), sock=sock, backlog=4096
+                )
+                slots[listener.name] = _ListenerSlot(listener, server)
+        except BaseException:
+            for slot in slots.values():
+                slot.server.close()
+            raise
+        return slots
+
+    def _protocol_factory(self, name: str):
+        def build() -> H1ServerConnection:
+            return H1ServerConnection(self, self.listeners[name].config)
+
+        return build
+
+    def _swap_listeners(self, config: GatewayConfig, new_slots: dict[str, _ListenerSlot]) -> None:
+        wanted = {listener.name: listener for listener in config.listeners}
+        for name, slot in list(self.listeners.items()):
+            if name not in wanted or name in new_slots:
+                slot.server.close()
+                del self.listeners[name]
+            else:
+                slot.config = wanted[name]
+        self.listeners.update(new_slots)
+
+    def _configure_access_log(self, config: GatewayConfig) -> None:
+        wanted = config.access_log
+        if wanted == self._access_log_config:
+            return
+        self.access_log.close()
+        if wanted.enabled:
+            self.access_log = AccessLog(wanted.path, wanted.buffer_bytes, wanted.flush_interval)
+            self.access_log.start()
+        else:
+            self.access_log = NullAccessLog()
+        self._access_log_config = wanted
+
+    def listener_port(self, name: str) -> int:
+        return self.listeners[name].port
+
+    # ---------------------------------------------------------------- per request
+
+    def next_request_id(self, headers) -> str:
+        for name, value in headers:
+            if len(name) == 12 and name.lower() == b"x-request-id" and value:
+                return value.decode("latin-1")
+        self._request_counter += 1
+        return f"{self._request_id_prefix}{self._request_counter:x}"
+
+    def log_access(self, ctx) -> None:
+        access_log = self.access_log
+        if not access_log.enabled:
+            return
+        request = ctx.request
+        endpoint = ctx.endpoint
+        access_log.write(
+            {
+                "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "request_id": ctx.request_id,
+                "client": f"{ctx.client_ip}:{ctx.client_port}",
+                "method": request.method,
+                "path": request.path,
+                "host": request.host,
+                "status": ctx.status,
+                "route": ctx.route_name or None,
+                "upstream": ctx.upstream_name or None,
+                "endpoint": endpoint.address if endpoint is not None else None,
+                "duration_ms": round((time.monotonic() - ctx.started) * 1000, 3),
+                "bytes_in": ctx.bytes_in,
+                "bytes_out": ctx.bytes_out,
+                "reason": ctx.reason,
+                "attempts": ctx.attempts,
+            }
+        )
+
+    def internal_error(self, exchange) -> None:
+        """A bug reached the top of an exchange: answer 500 if we still can, never crash."""
+        log.exception("internal error while handling a request")
+        try:
+            if not exchange.response_started:
+                exchange.reply(error_reply(500, "internal_error"))
+            else:
+                exchange.downstream.abort()
+        except Exception:
+            log.exception("could not answer after an internal error")
+            exchange.downstream.abort()
+
+    # ---------------------------------------------------------------- shutdown
+
+    async def drain(self, timeout: float) -> None:
+        """Stop accepting, let requests in flight finish up to ``timeout``, then close."""
+        self.draining = True
+        for slot in self.listeners.values():
+            slot.server.close()
+        for connection in list(self.connections):
+            connection.close_if_idle()
+        deadline = time.monotonic() + timeout
+        while self.connections and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        for connection in list(self.connections):
+            connection.abort()
+        await self.upstreams.stop()
+        self.access_log.close()

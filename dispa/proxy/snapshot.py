@@ -1,0 +1,108 @@
+"""A Snapshot: one validated config compiled into frozen runtime objects.
+
+It is built once and swapped in with one assignment; an exchange keeps the snapshot it
+started with until it ends. Filters are resolved per route into one list per phase, so
+the hot path calls only the hooks that do something.
+"""
+
+from __future__ import annotations
+
+import time
+
+from dispa.config.schema import Gateway, Route
+from dispa.proxy.filters.headers import HeadersEdit
+from dispa.proxy.filters.registry import build_filter
+from dispa.proxy.local_reply import LocalReply, reason_phrase
+from dispa.proxy.router import CompiledRoute, Router
+from dispa.proxy.upstream import UpstreamRuntime
+
+
+class RouteRuntime:
+    __slots__ = (
+        "direct_reply",
+        "log_filters",
+        "name",
+        "prefix",
+        "prefix_rewrite",
+        "redirect",
+        "request_filters",
+        "response_filters",
+        "timeout",
+        "upstream",
+    )
+
+    def __init__(self, name: str, config: Route, upstream: UpstreamRuntime | None, filters: list):
+        self.name = name
+        self.upstream = upstream
+        self.request_filters = tuple(h for f in filters if (h := f.handler("on_request")))
+        self.response_filters = tuple(h for f in filters if (h := f.handler("on_response")))
+        self.log_filters = tuple(h for f in filters if (h := f.handler("on_log")))
+        self.prefix = config.match.path_prefix
+        self.prefix_rewrite = config.prefix_rewrite.encode() if config.prefix_rewrite else None
+        self.timeout = config.timeout
+        self.redirect = config.redirect
+        self.direct_reply = None
+        if config.direct_response is not None:
+            direct = config.direct_response
+            headers = tuple((k.lower().encode(), v.encode()) for k, v in direct.headers.items())
+            self.direct_reply = LocalReply(
+                direct.status, "direct_response", direct.body.encode(), headers
+            )
+
+    def rewrite_target(self, target: bytes) -> bytes:
+        """Replace the matched path prefix, keeping the rest of the path and the query."""
+        prefix = self.prefix.encode()
+        rest = target[len(prefix) :]
+        rewritten = self.prefix_rewrite + rest
+        return rewritten if rewritten.startswith(b"/") else b"/" + rewritten
+
+    def redirect_reply(self, request, scheme: str) -> LocalReply:
+        redirect = self.redirect
+        path = request.path
+        if redirect.path is not None:
+            path = redirect.path
+        elif redirect.prefix is not None and self.prefix is not None:
+            path = redirect.prefix + path[len(self.prefix) :]
+        host = redirect.host or request.host
+        location = f"{redirect.scheme or scheme}://{host}{path}".encode() + request.query
+        return LocalReply(redirect.status, "redirect", b"", ((b"location", location),))
+
+
+class Snapshot:
+    """Everything a request needs from config, frozen at one revision."""
+
+    __slots__ = ("applied_at", "config", "revision", "router", "source", "upstreams")
+
+    def __init__(
+        self,
+        config: Gateway,
+        revision: int,
+        router: Router,
+        upstreams: dict[str, UpstreamRuntime],
+        source: str,
+    ) -> None:
+        self.config = config
+        self.revision = revision
+        self.router = router
+        self.upstreams = upstreams
+        self.source = source
+        self.applied_at = time.time()
+
+
+def compile_snapshot(
+    config: Gateway, revision: int, upstreams: dict[str, UpstreamRuntime], source: str = ""
+) -> Snapshot:
+    global_filters = [build_filter(f) for f in config.filters]
+    compiled = []
+    for index, route in enumerate(config.routes):
+        name = route.name or f"route{index}"
+        filters = global_filters + [build_filter(f) for f in route.filters]
+        if route.headers is not None:
+            filters.append(HeadersEdit(route.headers))
+        upstream = upstreams[route.upstream] if route.upstream else None
+        runtime = RouteRuntime(name, route, upstream, filters)
+        compiled.append(CompiledRoute(route.match, index, runtime))
+    return Snapshot(config, revision, Router(compiled), upstreams, source)
+
+
+__all__ = ["RouteRuntime", "Snapshot", "compile_snapshot", "reason_phrase"]

@@ -1,0 +1,228 @@
+"""An upstream pool at run time: endpoints, their health, and the balancer over them.
+
+``UpstreamSet`` keeps these across config snapshots: an upstream whose config did not
+change is reused as is; a changed one is rebuilt but keeps the Endpoint objects (and so
+the warm connection pools and counters) of addresses it still lists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from dispa.config.schema import Upstream, split_address
+from dispa.proxy.balancer import HASHING_POLICIES, build_balancer
+from dispa.proxy.circuit import CircuitBreaker
+from dispa.proxy.endpoint import Endpoint
+from dispa.proxy.hash_key import key_function
+from dispa.proxy.health_checker import ActiveHealthChecker
+from dispa.proxy.outlier import OutlierDetector
+from dispa.proxy.retry_policy import RetryBudget
+from dispa.proxy.upstream_connection import EndpointPool
+
+log = logging.getLogger("dispa.upstream")
+
+# How often ejections are released and idle pooled connections swept.
+_MAINTENANCE_INTERVAL = 1.0
+
+
+class UpstreamRuntime:
+    def __init__(self, config: Upstream, endpoints: list[Endpoint]) -> None:
+        self.config = config
+        self.name = config.name
+        self.endpoints = endpoints
+        self.circuit = CircuitBreaker(config.circuit)
+        self.outlier = OutlierDetector(config.outlier)
+        self.outlier.set_pool(endpoints)
+        self.retry_budget = RetryBudget(
+            config.retry.budget_percent, config.retry.min_retry_concurrency
+        )
+        self.health = (
+            ActiveHealthChecker(endpoints, config.health, self._on_health_change)
+            if config.health is not None
+            else None
+        )
+        hashing = config.lb in HASHING_POLICIES
+        hash_policy = config.hash
+        self.hash_key = (
+            key_function(hash_policy.key if hash_policy else "source_ip") if hashing else None
+        )
+        self._bounded_load = (
+            (hash_policy.bounded_load if hash_policy else 1.25) if hashing else None
+        )
+        self.available: list[Endpoint] = []
+        self.active_requests = 0  # in flight through this upstream (sizes the retry budget)
+        self.balancer = None
+        self._maintenance: asyncio.TimerHandle | None = None
+        self.refresh()
+
+    # -------------------------------------------------------------- availability
+
+    def refresh(self, now: float | None = None) -> None:
+        """Recompute which endpoints take traffic and rebuild the balancer over them."""
+        now = time.monotonic() if now is None else now
+        health = self.health
+        available = []
+        for endpoint in self.endpoints:
+            actively_healthy = health.is_healthy(endpoint) if health is not None else True
+            endpoint.healthy = actively_healthy and not self.outlier.is_ejected(endpoint, now)
+            if endpoint.healthy:
+                available.append(endpoint)
+        self.available = available
+        self.balancer = build_balancer(self.config.lb, available, bounded_load=self._bounded_load)
+
+    def _on_health_change(self, endpoint: Endpoint, healthy: bool) -> None:
+        log.warning(
+            "endpoint %s of upstream %s is now %s",
+            endpoint.address,
+            self.name,
+            "healthy" if healthy else "unhealthy (active health check)",
+        )
+        self.refresh()
+
+    # -------------------------------------------------------------- the hot path
+
+    def pick(self, ctx, exclude: Endpoint | None = None) -> Endpoint | None:
+        key = self.hash_key(ctx) if self.hash_key is not None else None
+        endpoint = self.balancer.pick(key)
+        if exclude is not None and endpoint is exclude and len(self.available) > 1:
+            # A retry goes elsewhere when it can: try a few more picks, then any other one.
+            for _ in range(3):
+                endpoint = self.balancer.pick(None)
+                if endpoint is not exclude:
+                    return endpoint
+            for candidate in self.available:
+                if candidate is not exclude:
+                    return candidate
+        return endpoint
+
+    def report_status(self, endpoint: Endpoint, status: int, now: float) -> None:
+        if status >= 500:
+            if self.outlier.record_5xx(endpoint, now):
+                self._ejected(endpoint, "consecutive 5xx responses")
+        else:
+            self.outlier.record_success(endpoint, now)
+
+    def report_failure(self, endpoint: Endpoint, now: float) -> None:
+        if self.outlier.record_failure(endpoint, now):
+            self._ejected(endpoint, "consecutive connect failures or resets")
+
+    def _ejected(self, endpoint: Endpoint, why: str) -> None:
+        log.warning("endpoint %s of upstream %s ejected: %s", endpoint.address, self.name, why)
+        self.refresh()
+
+    # -------------------------------------------------------------- lifecycle
+
+    def start(self) -> None:
+        if self.health is not None:
+            self.health.start()
+        self._schedule_maintenance()
+
+    def _schedule_maintenance(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._maintenance = loop.call_later(_MAINTENANCE_INTERVAL, self._maintain)
+
+    def _maintain(self) -> None:
+        now = time.monotonic()
+        try:
+            released = self.outlier.release_due(now)
+            if released:
+                for endpoint in released:
+                    log.warning(
+                        "endpoint %s of upstream %s returns to service", endpoint.address, self.name
+                    )
+                self.refresh(now)
+            for endpoint in self.endpoints:
+                endpoint.pool.sweep(now)
+        except Exception:  # maintenance must never stop rescheduling itself
+            log.exception("upstream %s maintenance failed", self.name)
+        self._schedule_maintenance()
+
+    async def stop(self) -> None:
+        if self._maintenance is not None:
+            self._maintenance.cancel()
+            self._maintenance = None
+        if self.health is not None:
+            await self.health.stop()
+
+    def document(self) -> dict:
+        """The upstream as shown by the admin API."""
+        now = time.monotonic()
+        health = self.health
+        endpoints = []
+        for endpoint in self.endpoints:
+            if health is None:
+                active = "unchecked"
+            else:
+                active = "healthy" if health.is_healthy(endpoint) else "unhealthy"
+            endpoints.append(
+                {
+                    "address": endpoint.address,
+                    "weight": endpoint.weight,
+                    "healthy": endpoint.healthy,
+                    "active_health": active,
+                    "ejected": self.outlier.is_ejected(endpoint, now),
+                    "active_requests": endpoint.active_requests,
+                    "idle_connections": len(endpoint.pool.idle),
+                }
+            )
+        return {"name": self.name, "lb": self.config.lb, "endpoints": endpoints}
+
+
+class UpstreamSet:
+    """All upstream runtimes of a gateway, carried from one snapshot to the next."""
+
+    def __init__(self) -> None:
+        self.by_name: dict[str, UpstreamRuntime] = {}
+        self._endpoints: dict[tuple[str, str], Endpoint] = {}
+
+    def prepare(self, configs: tuple[Upstream, ...]) -> dict[str, UpstreamRuntime]:
+        """Runtimes for a new snapshot; nothing is started or stopped yet."""
+        prepared = {}
+        for config in configs:
+            current = self.by_name.get(config.name)
+            if current is not None and current.config == config:
+                prepared[config.name] = current
+                continue
+            endpoints = [self._endpoint(config, e.address, e.weight) for e in config.endpoints]
+            prepared[config.name] = UpstreamRuntime(config, endpoints)
+        return prepared
+
+    def _endpoint(self, config: Upstream, address: str, weight: int) -> Endpoint:
+        existing = self._endpoints.get((config.name, address))
+        pool_config = config.pool
+        if existing is not None:
+            existing.weight = weight
+            existing.pool.max_idle = pool_config.max_idle_per_endpoint
+            existing.pool.idle_timeout = pool_config.idle_timeout
+            return existing
+        host, port = split_address(address)
+        endpoint = Endpoint(config.name, host, port, weight)
+        endpoint.pool = EndpointPool(
+            host, port, pool_config.max_idle_per_endpoint, pool_config.idle_timeout
+        )
+        self._endpoints[(config.name, address)] = endpoint
+        return endpoint
+
+    async def commit(self, prepared: dict[str, UpstreamRuntime]) -> None:
+        """Start what is new, stop what is gone, after the snapshot holding them is live."""
+        old = self.by_name
+        self.by_name = prepared
+        for name, runtime in prepared.items():
+            if old.get(name) is not runtime:
+                runtime.start()
+        live = {id(e) for r in prepared.values() for e in r.endpoints}
+        for name, runtime in old.items():
+            if prepared.get(name) is not runtime:
+                await runtime.stop()
+        for key, endpoint in list(self._endpoints.items()):
+            if id(endpoint) not in live:
+                endpoint.pool.close_all()
+                del self._endpoints[key]
+
+    async def stop(self) -> None:
+        for runtime in self.by_name.values():
+            await runtime.stop()
+        for endpoint in self._endpoints.values():
+            endpoint.pool.close_all()

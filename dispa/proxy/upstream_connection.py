@@ -1,0 +1,147 @@
+"""Connections to upstream endpoints and the per-endpoint keep-alive pool.
+
+The Protocol only moves bytes: it feeds the response parser and hands the events to the
+exchange currently using the connection. Idle connections wait in their endpoint's pool,
+most recently used first, so the warmest connection is reused and cold ones age out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from dispa.proxy.events import Response
+from dispa.proxy.h1_parser import ProtocolError, ResponseParser
+
+
+class UpstreamConnection(asyncio.Protocol):
+    __slots__ = (
+        "closed",
+        "exchange",
+        "idle_since",
+        "keep_alive",
+        "on_closed",
+        "parser",
+        "pool",
+        "transport",
+    )
+
+    def __init__(self, pool: EndpointPool) -> None:
+        self.pool = pool
+        self.transport: asyncio.Transport | None = None
+        self.parser = ResponseParser()
+        self.exchange = None
+        self.idle_since = 0.0
+        self.closed = False
+        self.keep_alive = True  # the last response allowed reuse
+        self.on_closed = None  # told once when the connection ends (circuit breaker count)
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        self.pool.open_connections += 1
+
+    def data_received(self, data: bytes) -> None:
+        exchange = self.exchange
+        if exchange is None:
+            # Bytes on an idle connection mean the upstream broke framing; do not reuse it.
+            self.close()
+            return
+        try:
+            events = self.parser.feed(data)
+        except ProtocolError:
+            self.close()
+            exchange.on_upstream_protocol_error(self)
+            return
+        for event in events:
+            if type(event) is Response:
+                self.keep_alive = event.keep_alive
+            exchange.on_upstream_event(self, event)
+
+    def eof_received(self) -> bool:
+        return False  # close our side too
+
+    def connection_lost(self, exc) -> None:
+        if not self.closed:
+            self.closed = True
+        self.pool.open_connections -= 1
+        self.pool.forget(self)
+        if self.on_closed is not None:
+            on_closed, self.on_closed = self.on_closed, None
+            on_closed()
+        exchange = self.exchange
+        if exchange is not None:
+            self.exchange = None
+            exchange.on_upstream_lost(self)
+
+    def pause_writing(self) -> None:
+        if self.exchange is not None:
+            self.exchange.on_upstream_write_paused()
+
+    def resume_writing(self) -> None:
+        if self.exchange is not None:
+            self.exchange.on_upstream_write_resumed()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            if self.transport is not None:
+                self.transport.close()
+
+
+class EndpointPool:
+    """Idle keep-alive connections to one endpoint."""
+
+    __slots__ = ("address", "host", "idle", "idle_timeout", "max_idle", "open_connections", "port")
+
+    def __init__(self, host: str, port: int, max_idle: int, idle_timeout: float) -> None:
+        self.host = host
+        self.port = port
+        self.address = f"{host}:{port}"
+        self.max_idle = max_idle
+        self.idle_timeout = idle_timeout
+        self.idle: list[UpstreamConnection] = []
+        self.open_connections = 0
+
+    def take(self, now: float) -> UpstreamConnection | None:
+        idle = self.idle
+        while idle:
+            connection = idle.pop()
+            if not connection.closed and now - connection.idle_since < self.idle_timeout:
+                return connection
+            connection.close()
+        return None
+
+    def put(self, connection: UpstreamConnection, now: float) -> None:
+        if connection.closed:
+            return
+        connection.exchange = None
+        if len(self.idle) >= self.max_idle:
+            connection.close()
+            return
+        connection.idle_since = now
+        self.idle.append(connection)
+
+    def forget(self, connection: UpstreamConnection) -> None:
+        try:
+            self.idle.remove(connection)
+        except ValueError:
+            pass
+
+    def sweep(self, now: float) -> None:
+        """Close connections idle for longer than the idle timeout."""
+        expired = [c for c in self.idle if now - c.idle_since >= self.idle_timeout]
+        for connection in expired:
+            self.forget(connection)
+            connection.close()
+
+    def close_all(self) -> None:
+        for connection in list(self.idle):
+            connection.close()
+        self.idle.clear()
+
+    async def connect(self, timeout: float) -> UpstreamConnection:
+        loop = asyncio.get_running_loop()
+        _, protocol = await asyncio.wait_for(
+            loop.create_connection(lambda: UpstreamConnection(self), self.host, self.port),
+            timeout,
+        )
+        return protocol
