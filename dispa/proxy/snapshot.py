@@ -12,7 +12,7 @@ import time
 from dispa.config.schema import Gateway, Route
 from dispa.proxy.filters.headers import HeadersEdit
 from dispa.proxy.filters.registry import build_filter
-from dispa.proxy.local_reply import LocalReply, reason_phrase
+from dispa.proxy.local_reply import LocalReply
 from dispa.proxy.router import CompiledRoute, Router
 from dispa.proxy.upstream import UpstreamRuntime
 
@@ -63,7 +63,7 @@ class RouteRuntime:
             path = redirect.path
         elif redirect.prefix is not None and self.prefix is not None:
             path = redirect.prefix + path[len(self.prefix) :]
-        host = redirect.host or request.host
+        host = redirect.host or _host_header(request) or "localhost"
         location = f"{redirect.scheme or scheme}://{host}{path}".encode() + request.query
         return LocalReply(redirect.status, "redirect", b"", ((b"location", location),))
 
@@ -105,4 +105,9 @@ def compile_snapshot(
     return Snapshot(config, revision, Router(compiled), upstreams, source)
 
 
-__all__ = ["RouteRuntime", "Snapshot", "compile_snapshot", "reason_phrase"]
+def _host_header(request) -> str:
+    """The Host header as the client sent it, port included, for absolute redirects."""
+    for name, value in request.headers:
+        if len(name) == 4 and name.lower() == b"host":
+            return value.decode("latin-1")
+    return request.host
