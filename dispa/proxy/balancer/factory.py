@@ -64,5 +64,5 @@ def build_balancer(
             return P2CEwma(endpoints, rng=rng)
         case "ring_hash":
             return RingHash(endpoints, bounded_load=bounded_load, rng=rng)
-        case _:
+        case _:  # "maglev", the one policy left
             return Maglev(endpoints, bounded_load=bounded_load, rng=rng)

@@ -3,8 +3,8 @@
 A lookup table of prime size M maps hash % M to an endpoint. Each endpoint walks its own
 permutation of the slots (offset + j * skip, mod M, both derived from its key) and takes
 turns claiming the next free slot of its walk. Compared with a ring, pick is one modulo
-and one index instead of a binary search, and shares are even to within a slot: the
-price is a little more key movement when the set changes (measured in the tests).
+and one index instead of a binary search, and shares are exact to within a few slots:
+the price is a little more key movement when the set changes (measured in the tests).
 
 Weights: an endpoint takes a turn on every pass in proportion weight / max weight, so
 its slot count follows its weight. Endpoints fill in key order, not list order, so every
@@ -23,7 +23,7 @@ from dispa.proxy.balancer.stable_hash import hash64
 from dispa.proxy.endpoint import Endpoint
 
 # Envoy's default: about 512 KiB of references per pool, and shares even to 1/65537.
-# Building it takes a few hundred ms in Python; pass a smaller prime for small pools.
+# Building it takes about 0.1 s in Python; pass a smaller prime for small pools.
 DEFAULT_TABLE_SIZE = 65537
 
 # With bounded load, a full endpoint's request probes this many further slots per
@@ -61,6 +61,8 @@ class Maglev(Balancer):
         rng: random.Random | None = None,
     ) -> None:
         super().__init__(endpoints)
+        # Built first: it validates the factor before the slow part.
+        self._bound = LoadBound(self.endpoints, bounded_load) if bounded_load is not None else None
         if not is_prime(table_size):
             raise ValueError(f"maglev table_size must be prime, got {table_size}")
         if table_size < len(self.endpoints):
@@ -70,7 +72,6 @@ class Maglev(Balancer):
             )
         self._table = build_table(self.endpoints, table_size) if self.endpoints else ()
         self._getrandbits = (rng or random.Random()).getrandbits
-        self._bound = LoadBound(self.endpoints, bounded_load) if bounded_load else None
 
     def pick(self, hash_key: bytes | None = None) -> Endpoint | None:
         if len(self.endpoints) < 2:

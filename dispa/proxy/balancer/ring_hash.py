@@ -51,6 +51,8 @@ class RingHash(Balancer):
         rng: random.Random | None = None,
     ) -> None:
         super().__init__(endpoints)
+        # Built first: it validates the factor before the slow part.
+        self._bound = LoadBound(self.endpoints, bounded_load) if bounded_load is not None else None
         total_weight = sum(endpoint.weight for endpoint in self.endpoints)
         points_per_weight = min(vnodes_per_weight, max_ring_size / max(total_weight, 1))
         # (position, key, index) sorts ties (a 2**-64 event) by endpoint key, not by list
@@ -65,7 +67,6 @@ class RingHash(Balancer):
         self._points = [point for point, _, _ in ring]
         self._owners = tuple(self.endpoints[index] for _, _, index in ring)
         self._getrandbits = (rng or random.Random()).getrandbits
-        self._bound = LoadBound(self.endpoints, bounded_load) if bounded_load else None
 
     def pick(self, hash_key: bytes | None = None) -> Endpoint | None:
         owners = self._owners

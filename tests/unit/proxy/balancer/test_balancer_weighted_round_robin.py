@@ -58,6 +58,9 @@ def test_precomputed_schedule_matches_live_algorithm(weights):
 def test_each_full_cycle_serves_exactly_the_weights(weights, periods):
     # Stronger than "within a tolerance": smooth WRR is exact over every sum(weights) picks.
     endpoints = make_endpoints(*weights)
-    for balancer in (WeightedRoundRobin(endpoints), WeightedRoundRobin(endpoints, schedule_budget=0)):
+    for balancer in (
+        WeightedRoundRobin(endpoints),
+        WeightedRoundRobin(endpoints, schedule_budget=0),
+    ):
         counts = Counter(balancer.pick() for _ in range(periods * sum(weights)))
         assert counts == {endpoint: periods * endpoint.weight for endpoint in endpoints}
