@@ -1,0 +1,181 @@
+"""The embedded Raft store: ``ClusterState`` replicated with pysyncobj.
+
+Known pysyncobj traps, and how this file makes them impossible:
+
+- An exception inside a ``@replicated`` method stalls the cluster for good: every
+  replicated method here is a one-line call into ``ClusterState``, whose commands are
+  total, wrapped once more in ``_total`` so even a bug returns an error result.
+- ``journalFile`` without ``fullDumpFile`` loses state after the first log compaction:
+  ``RaftStore`` always sets both, in the node's data directory.
+- State assigned before ``SyncObj.__init__`` is left out of pysyncobj's own snapshots: the
+  state is serialized by our own serializer (msgpack + zstandard), never by pysyncobj, and
+  it exists before the tick thread starts so a replayed journal always finds it.
+- Method ids come from the sorted names of ``@replicated`` methods: the set of methods is
+  fixed here, each with ``ver=``; a changed meaning gets a new version, never a new name
+  on some nodes only.
+- ``sync=True`` would block the event loop: commands are submitted with a callback from
+  pysyncobj's thread, bridged into asyncio (``bridge.py``) with a timeout on our side.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+
+import msgpack
+import zstandard
+from pysyncobj import SyncObj, SyncObjConf, replicated
+from pysyncobj import pickle as raft_pickle
+
+from dispa.cluster.state import ClusterState
+
+log = logging.getLogger("dispa.raft")
+
+SNAPSHOT_FORMAT = 1
+
+
+def _total(method):
+    """A replicated command never raises: a bug becomes an error result on every node alike."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as error:  # deterministic: every node hits the same error
+            log.exception("replicated command %s failed", method.__name__)
+            return {"ok": False, "error": f"internal error: {type(error).__name__}"}
+
+    return wrapper
+
+
+class RaftTimings:
+    """Raft timeouts. See docs/operator-guide.md for the measured trade-off."""
+
+    def __init__(self, election_min: float = 0.25, election_max: float = 0.5,
+                 heartbeat: float = 0.05, connection_timeout: float = 1.5) -> None:
+        self.election_min = election_min
+        self.election_max = election_max
+        self.heartbeat = heartbeat
+        self.connection_timeout = connection_timeout
+
+
+class RaftStore(SyncObj):
+    def __init__(self, self_address: str, partners: list[str], data_dir: str, secret: str,
+                 timings: RaftTimings | None = None, on_applied=None) -> None:
+        if not secret:
+            raise ValueError("a cluster secret is required")
+        timings = timings or RaftTimings()
+        os.makedirs(data_dir, exist_ok=True)
+        # Exists before the tick thread starts: a journal replayed at start finds it.
+        self.state = ClusterState()
+        self._on_applied = on_applied
+        self._compressor = zstandard.ZstdCompressor(level=3)
+        self._decompressor = zstandard.ZstdDecompressor()
+        conf = SyncObjConf(
+            password=secret,
+            journalFile=os.path.join(data_dir, "raft.journal"),
+            fullDumpFile=os.path.join(data_dir, "raft.snapshot"),
+            serializer=self._write_snapshot,
+            deserializer=self._read_snapshot,
+            dynamicMembershipChange=True,
+            raftMinTimeout=timings.election_min,
+            raftMaxTimeout=timings.election_max,
+            appendEntriesPeriod=timings.heartbeat,
+            connectionTimeout=timings.connection_timeout,
+            connectionRetryTime=0.5,
+            leaderFallbackTimeout=max(timings.election_max * 4, 2.0),
+            appendEntriesUseBatch=True,
+            commandsWaitLeader=False,
+            logCompactionMinEntries=5000,
+            logCompactionMinTime=300,
+        )
+        super().__init__(self_address, partners, conf)
+
+    # ------------------------------------------------------------------ replicated commands
+
+    @replicated(ver=0)
+    @_total
+    def put_config(self, config, expected_revision, now, author, note):
+        return self._applied(self.state.put_config(config, expected_revision, now, author, note))
+
+    @replicated(ver=0)
+    @_total
+    def rollback_config(self, to_revision, expected_revision, now, author):
+        return self._applied(self.state.rollback(to_revision, expected_revision, now, author))
+
+    @replicated(ver=0)
+    @_total
+    def add_member(self, node_id, raft, admin, region):
+        return self.state.add_member(node_id, raft, admin, region)
+
+    @replicated(ver=0)
+    @_total
+    def remove_member(self, node_id):
+        return self.state.remove_member(node_id)
+
+    @replicated(ver=0)
+    @_total
+    def lease_quota(self, limit_name, key, node, want, limit, window, now):
+        return self.state.lease_quota(limit_name, key, node, want, limit, window, now)
+
+    @replicated(ver=0)
+    @_total
+    def return_quota(self, limit_name, key, node, tokens, window_start):
+        return self.state.return_quota(limit_name, key, node, tokens, window_start)
+
+    @replicated(ver=0)
+    @_total
+    def put_session(self, upstream, session, endpoint, ttl, now):
+        return self.state.put_session(upstream, session, endpoint, ttl, now)
+
+    @replicated(ver=0)
+    @_total
+    def expire_sessions(self, now):
+        return self.state.expire_sessions(now)
+
+    @replicated(ver=0)
+    @_total
+    def restore_state(self, plain):
+        """Disaster recovery: replace the whole state with a backup (config revisions kept
+        monotonic: the restored config becomes a new revision after the current one)."""
+        restored = ClusterState.from_plain(plain)
+        current_revision = self.state.revision
+        restored_config = restored.current_config()
+        restored.revision = max(restored.revision, current_revision)
+        self.state = restored
+        if restored_config is not None:
+            result = self.state.put_config(restored_config, None, 0.0, "restore",
+                                           "restored from backup")
+            return self._applied(result)
+        return {"ok": True, "revision": self.state.revision}
+
+    def _applied(self, result: dict) -> dict:
+        if result.get("ok") and self._on_applied is not None:
+            try:
+                self._on_applied(self.state.revision)
+            except Exception:
+                log.exception("config-applied hook failed")
+        return result
+
+    # ------------------------------------------------------------------ snapshots on disk
+
+    def _write_snapshot(self, file_name: str, raft_data) -> None:
+        payload = {
+            "format": SNAPSHOT_FORMAT,
+            "state": self.state.to_plain(),
+            # pysyncobj's own bookkeeping (last entries, members) is opaque to us.
+            "raft": raft_pickle.dumps(raft_data),
+        }
+        packed = msgpack.packb(payload, use_bin_type=True)
+        with open(file_name, "wb") as handle:
+            handle.write(self._compressor.compress(packed))
+
+    def _read_snapshot(self, file_name: str):
+        with open(file_name, "rb") as handle:
+            packed = self._decompressor.decompress(handle.read())
+        payload = msgpack.unpackb(packed, raw=False, strict_map_key=False)
+        self.state = ClusterState.from_plain(payload["state"])
+        if self._on_applied is not None:
+            self._on_applied(self.state.revision)
+        return raft_pickle.loads(payload["raft"])

@@ -1,0 +1,184 @@
+"""The replicated state of a core cluster, as plain deterministic data and pure commands.
+
+Every core applies the same commands in the same order and must reach the same state, so
+a command reads nothing but its arguments: time, ids and randomness come in as arguments.
+Every command is *total*: it returns a result (``{"ok": False, "error": ...}`` for a
+refusal) and never raises, because an exception inside a replicated method would stall
+the whole Raft cluster. Inputs are validated before they are submitted, and checked again
+here so a bad command is refused rather than applied half-way.
+
+The state is msgpack-friendly (dicts, lists, str, int, float) so snapshots on disk are
+msgpack compressed with zstandard.
+"""
+
+from __future__ import annotations
+
+import math
+
+# Config revisions kept for history and rollback.
+HISTORY_LIMIT = 100
+# Sessions kept at most; past this the ones closest to expiry are dropped first.
+SESSION_LIMIT = 200_000
+
+
+def _refuse(error: str, **details) -> dict:
+    return {"ok": False, "error": error, **details}
+
+
+class ClusterState:
+    """Config snapshots with revisions, members, the quota ledger and sticky sessions."""
+
+    def __init__(self) -> None:
+        self.revision = 0
+        # revision (as str, msgpack map keys stay simple) -> {"config", "time", "author", "note"}
+        self.history: dict[str, dict] = {}
+        # node id -> {"raft": address, "admin": address, "region": name}
+        self.members: dict[str, dict] = {}
+        # "limit\x00key" -> {"window": start, "limit": n, "leases": {node: tokens}}
+        self.quota: dict[str, dict] = {}
+        # "upstream\x00session" -> [endpoint address, expires_at]
+        self.sessions: dict[str, list] = {}
+
+    # ------------------------------------------------------------------ config
+
+    def put_config(self, config: dict, expected_revision: int | None, now: float,
+                   author: str = "", note: str = "") -> dict:
+        """Store a new config revision; compare-and-set when ``expected_revision`` is given."""
+        if not isinstance(config, dict):
+            return _refuse("config must be a mapping")
+        if expected_revision is not None and expected_revision != self.revision:
+            return _refuse("stale revision", revision=self.revision)
+        current = self.history.get(str(self.revision))
+        if current is not None and current["config"] == config:
+            return {"ok": True, "revision": self.revision, "unchanged": True}
+        self.revision += 1
+        self.history[str(self.revision)] = {
+            "config": config,
+            "time": float(now),
+            "author": str(author),
+            "note": str(note),
+        }
+        self._trim_history()
+        return {"ok": True, "revision": self.revision}
+
+    def rollback(self, to_revision: int, expected_revision: int | None, now: float,
+                 author: str = "") -> dict:
+        """A new revision whose config is that of an earlier one (history is never rewritten)."""
+        target = self.history.get(str(to_revision))
+        if target is None:
+            return _refuse("unknown revision", revision=self.revision)
+        return self.put_config(target["config"], expected_revision, now, author,
+                               note=f"rollback to revision {to_revision}")
+
+    def current_config(self) -> dict | None:
+        entry = self.history.get(str(self.revision))
+        return entry["config"] if entry else None
+
+    def _trim_history(self) -> None:
+        if len(self.history) > HISTORY_LIMIT:
+            for key in sorted(self.history, key=int)[: len(self.history) - HISTORY_LIMIT]:
+                del self.history[key]
+
+    # ------------------------------------------------------------------ members
+
+    def add_member(self, node_id: str, raft: str, admin: str, region: str) -> dict:
+        self.members[str(node_id)] = {"raft": str(raft), "admin": str(admin), "region": str(region)}
+        return {"ok": True}
+
+    def remove_member(self, node_id: str) -> dict:
+        if self.members.pop(str(node_id), None) is None:
+            return _refuse("unknown member")
+        for entry in self.quota.values():
+            entry["leases"].pop(str(node_id), None)
+        return {"ok": True}
+
+    # ------------------------------------------------------------------ quota ledger
+
+    def lease_quota(self, limit_name: str, key: str, node: str, want: int, limit: int,
+                    window: float, now: float) -> dict:
+        """Grant ``node`` up to ``want`` tokens of the current window of ``limit``.
+
+        Windows are aligned to multiples of ``window`` seconds from the epoch, so every core
+        agrees on which window a time falls in. Tokens never granted beyond ``limit`` in one
+        window: over-admission is bounded by what nodes spend of their leases, not by luck.
+        """
+        if want <= 0 or limit <= 0 or window <= 0 or not math.isfinite(now):
+            return _refuse("bad lease request")
+        start = math.floor(now / window) * window
+        slot = f"{limit_name}\x00{key}"
+        entry = self.quota.get(slot)
+        if entry is None or entry["window"] != start or entry["limit"] != limit:
+            entry = self.quota[slot] = {"window": start, "limit": int(limit), "leases": {}}
+        granted_total = sum(entry["leases"].values())
+        grant = max(0, min(int(want), int(limit) - granted_total))
+        if grant:
+            entry["leases"][node] = entry["leases"].get(node, 0) + grant
+        self._forget_old_windows(now, window)
+        return {"ok": True, "granted": grant, "window": start, "outstanding": granted_total + grant}
+
+    def return_quota(self, limit_name: str, key: str, node: str, tokens: int,
+                     window_start: float) -> dict:
+        """Give back unspent tokens of a window, so other nodes may lease them."""
+        entry = self.quota.get(f"{limit_name}\x00{key}")
+        if entry is None or entry["window"] != window_start or tokens <= 0:
+            return {"ok": True, "returned": 0}
+        held = entry["leases"].get(node, 0)
+        back = min(held, int(tokens))
+        entry["leases"][node] = held - back
+        return {"ok": True, "returned": back}
+
+    def _forget_old_windows(self, now: float, window: float) -> None:
+        # Bounded memory: a window more than two lengths old can no longer be leased from.
+        if len(self.quota) < 1024:
+            return
+        horizon = now - 2 * max(window, 1.0)
+        for slot in [s for s, e in self.quota.items() if e["window"] < horizon]:
+            del self.quota[slot]
+
+    # ------------------------------------------------------------------ sticky sessions
+
+    def put_session(self, upstream: str, session: str, endpoint: str, ttl: float,
+                    now: float) -> dict:
+        if ttl <= 0 or not session:
+            return _refuse("bad session")
+        self.sessions[f"{upstream}\x00{session}"] = [str(endpoint), float(now) + float(ttl)]
+        if len(self.sessions) > SESSION_LIMIT:
+            self.expire_sessions(now)
+            if len(self.sessions) > SESSION_LIMIT:
+                by_expiry = sorted(self.sessions.items(), key=lambda item: item[1][1])
+                for slot, _ in by_expiry[: len(self.sessions) - SESSION_LIMIT]:
+                    del self.sessions[slot]
+        return {"ok": True}
+
+    def expire_sessions(self, now: float) -> dict:
+        expired = [slot for slot, (_, expires) in self.sessions.items() if expires <= now]
+        for slot in expired:
+            del self.sessions[slot]
+        return {"ok": True, "expired": len(expired)}
+
+    def session_endpoint(self, upstream: str, session: str, now: float) -> str | None:
+        entry = self.sessions.get(f"{upstream}\x00{session}")
+        if entry is None or entry[1] <= now:
+            return None
+        return entry[0]
+
+    # ------------------------------------------------------------------ snapshots
+
+    def to_plain(self) -> dict:
+        return {
+            "revision": self.revision,
+            "history": self.history,
+            "members": self.members,
+            "quota": self.quota,
+            "sessions": self.sessions,
+        }
+
+    @classmethod
+    def from_plain(cls, data: dict) -> ClusterState:
+        state = cls()
+        state.revision = int(data.get("revision", 0))
+        state.history = dict(data.get("history", {}))
+        state.members = dict(data.get("members", {}))
+        state.quota = dict(data.get("quota", {}))
+        state.sessions = {k: list(v) for k, v in data.get("sessions", {}).items()}
+        return state
