@@ -67,15 +67,22 @@ async def upstreams(request: web.Request) -> web.Response:
     return web.json_response(request.app[VIEW_KEY].upstreams_document())
 
 
-def build_admin_app(view: AdminView) -> web.Application:
+def build_admin_app(view: AdminView, extra_routes=()) -> web.Application:
+    """The admin app; ``extra_routes`` (aiohttp RouteDefs, e.g. a core node's cluster API)
+    take precedence over a default route with the same method and path."""
     app = web.Application(middlewares=[json_errors])
     app[VIEW_KEY] = view
     app[REGISTRY_KEY] = build_registry(view)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
-    app.router.add_get("/api/v1/config", config)
-    app.router.add_get("/api/v1/upstreams", upstreams)
+    app.router.add_routes(extra_routes)
+    taken = {(route.method, route.path) for route in extra_routes}
+    defaults = [
+        web.get("/healthz", healthz),
+        web.get("/readyz", readyz),
+        web.get("/metrics", metrics),
+        web.get("/api/v1/config", config),
+        web.get("/api/v1/upstreams", upstreams),
+    ]
+    app.router.add_routes([r for r in defaults if (r.method, r.path) not in taken])
     return app
 
 
@@ -90,10 +97,10 @@ class AdminServer:
         await self._runner.cleanup()
 
 
-async def start_admin(view: AdminView, host: str, port: int) -> AdminServer:
+async def start_admin(view: AdminView, host: str, port: int, extra_routes=()) -> AdminServer:
     # No access log: scrapes and probes every few seconds would drown the gateway's own.
     runner = web.AppRunner(
-        build_admin_app(view), access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT
+        build_admin_app(view, extra_routes), access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT
     )
     await runner.setup()
     try:

@@ -1,0 +1,851 @@
+"""Generate docs/config-reference.md from the config schema (dispa/config/schema.py).
+
+    python docs/gen_config_reference.py           # write docs/config-reference.md
+    python docs/gen_config_reference.py --check   # exit 1 if the file is out of date
+
+Every field of ``Gateway`` is walked recursively (nested sections, lists of sections,
+the filter union by its ``type``). A field's description is its ``Field(description=...)``
+together with the entry for its path in ``DESCRIPTIONS`` below; a field with neither, or
+an entry for a path the schema no longer has, stops the script with an error, so the
+reference cannot silently fall behind the schema. The local-reply and balancing tables
+are checked the same way against ``dispa/proxy/local_reply.py`` and the balancer factory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+
+import annotated_types
+from pydantic import AfterValidator, BaseModel, BeforeValidator
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script from anywhere: import the repo's package
+    sys.path.insert(0, str(ROOT))
+
+from dispa.config import schema, units  # noqa: E402
+from dispa.proxy import local_reply, router  # noqa: E402
+from dispa.proxy.balancer import POLICIES  # noqa: E402
+
+OUTPUT = ROOT / "docs" / "config-reference.md"
+
+# ------------------------------------------------------------------ descriptions by path
+#
+# Paths: ``a.b`` for a section, ``a[]`` for each entry of a list, ``filters[type=NAME]``
+# for the filter of that type. Write for operators: what the field does, in plain words.
+
+DESCRIPTIONS: dict[str, str] = {
+    # top level
+    "listeners": "Addresses the gateway accepts client connections on (HTTP/1.1, plain TCP).",
+    "upstreams": "Pools of endpoints that routes forward to.",
+    "routes": "Which requests go where. The most specific matching route wins; see "
+    "[Routing precedence](#routing-precedence).",
+    "filters": "Filters run for every route, before the route's own filters.",
+    "admin": "The admin HTTP API (health, readiness, metrics, config and upstream state).",
+    "access_log": "The JSON access log, one line per request.",
+    "drain_timeout": "On SIGTERM: the longest wait for requests in flight before the "
+    "remaining connections are cut.",
+    # listeners
+    "listeners[].name": "Unique name of the listener, used in logs.",
+    "listeners[].address": "Where to listen, as `host:port` (`0.0.0.0:80`, `127.0.0.1:8080`, "
+    "`[::]:8080`). Must be unique and differ from `admin.address`.",
+    "listeners[].limits": "Protection against clients that send too much or too slowly.",
+    "listeners[].limits.max_header_bytes": "Largest request head (request line and headers). "
+    "A larger head is refused with 431.",
+    "listeners[].limits.max_body_bytes": "Largest request body; 0 means no limit. Bodies are "
+    "streamed, so memory stays bounded either way. A larger body is refused with 413 "
+    "(at once when Content-Length says so, else when the limit is crossed).",
+    "listeners[].limits.header_timeout": "Time allowed to receive a complete request head, "
+    "counted from the accept on a new connection and from the first byte of the next request "
+    "on a keep-alive one. A connection that sent nothing is then closed; one that sent part "
+    "of a head gets 408 and is closed.",
+    "listeners[].limits.body_timeout": "Longest pause between two pieces of a request body; "
+    "otherwise 408 (or the connection is cut if the response has already started).",
+    "listeners[].limits.idle_timeout": "How long a keep-alive connection may sit idle between "
+    "requests before the gateway closes it.",
+    "listeners[].limits.max_requests_per_connection": "Requests served on one client "
+    "connection before the gateway closes it after the response; 0 means no limit.",
+    # upstreams
+    "upstreams[].name": "Unique name of the pool; routes refer to it with `upstream`.",
+    "upstreams[].lb": "Load-balancing policy; see [Balancing policies](#balancing-policies).",
+    "upstreams[].hash": "For `ring_hash` and `maglev` only: where the hash key comes from, "
+    "and bounded load. Left out, these policies hash the client address with a bounded "
+    "load of 1.25. Giving it with any other policy is an error.",
+    "upstreams[].hash.key": "The hash key: `source_ip` (client address), `path` (request path "
+    "without query), `header:NAME` or `cookie:NAME`. A request without that header or "
+    "cookie is placed at random.",
+    "upstreams[].hash.bounded_load": "Balance factor of consistent hashing with bounded "
+    "loads: no endpoint takes more than this many times its weighted share of the requests "
+    "in flight; a key whose endpoint is full goes to its next candidate. At least 1.0.",
+    "upstreams[].endpoints": "The servers of the pool. An address may appear only once.",
+    "upstreams[].endpoints[].address": "The endpoint as `host:port`. The host is an IP "
+    "address or a name resolved when a connection is opened.",
+    "upstreams[].endpoints[].weight": "Relative share of traffic, for the policies that use "
+    "weights (all but `round_robin`).",
+    "upstreams[].health": "Active health checks. Left out, endpoints are not probed and only "
+    "outlier detection takes them out of service.",
+    "upstreams[].health.path": "Path of the `GET` sent to each endpoint; must start with `/`.",
+    "upstreams[].health.interval": "Pause between the end of one probe and the start of the "
+    "next, per endpoint.",
+    "upstreams[].health.timeout": "Time allowed for one probe: connect, send, and receive the "
+    "response head. A probe that takes longer fails.",
+    "upstreams[].health.healthy_threshold": "Successful probes in a row that bring an "
+    "unhealthy endpoint back.",
+    "upstreams[].health.unhealthy_threshold": "Failed probes in a row that take a healthy "
+    "endpoint out. Endpoints start healthy.",
+    "upstreams[].health.expected_status": "Inclusive range of status codes that count as a "
+    "success, as `[low, high]`.",
+    "upstreams[].health.host": "Host header of the probes; the endpoint's `host:port` when "
+    "left out.",
+    "upstreams[].outlier": "Passive outlier detection: eject endpoints that keep failing "
+    "real requests.",
+    "upstreams[].outlier.consecutive_5xx": "5xx responses in a row that eject an endpoint; "
+    "0 turns this trigger off.",
+    "upstreams[].outlier.consecutive_failures": "Connect failures, resets and response "
+    "timeouts in a row that eject an endpoint; 0 turns this trigger off.",
+    "upstreams[].outlier.base_ejection": "Length of a first ejection. Each new ejection "
+    "lasts `base_ejection` times the number of recent ejections, up to `max_ejection`; "
+    "every `base_ejection` spent back in service forgives one.",
+    "upstreams[].outlier.max_ejection": "Longest ejection. Must not be shorter than "
+    "`base_ejection`.",
+    "upstreams[].outlier.max_ejected_percent": "Most of the pool that may be ejected at once, "
+    "in percent. With the default 50, a pool of one endpoint is never ejected.",
+    "upstreams[].circuit": "Circuit breaking: refuse with 503 rather than queue without "
+    "bound. The limits hold per gateway process.",
+    "upstreams[].circuit.max_connections": "Most connections open to the whole pool (idle "
+    "and busy, dials in progress included). A request that needs a new connection "
+    "beyond it gets 503 `circuit_open`.",
+    "upstreams[].circuit.max_pending": "Accepted but not enforced in 0.1.0: requests never "
+    "queue for a connection (one is taken from the pool or dialled at once).",
+    "upstreams[].circuit.max_requests": "Most requests in flight to the pool. Beyond it, "
+    "503 `circuit_open`.",
+    "upstreams[].retry": "Retries of failed tries. Only idempotent methods (GET, HEAD, "
+    "OPTIONS, PUT, DELETE, TRACE) are retried, and only while the request body (if any) is "
+    "at most 64 KiB and has been received in full. A retry goes to another endpoint when "
+    "there is one.",
+    "upstreams[].retry.attempts": "Tries in total, the first one included; 1 turns retries off.",
+    "upstreams[].retry.on": "What may be retried: `connect_failure`, `reset` (connection "
+    "lost or broken response before the head; also a try cut by `per_try_timeout`), and "
+    'upstream statuses `"502"`, `"503"`, `"504"`. Quote the status codes, and quote '
+    'the key itself (`"on":`): in YAML a bare `on` means `true`.',
+    "upstreams[].retry.per_try_timeout": "Time limit of each try, if shorter than the "
+    "response timeout. A try cut by it may be retried (as `reset`); without it, a response "
+    "timeout ends the request with 504.",
+    "upstreams[].retry.budget_percent": "Retries in flight at once, as a share of the "
+    "requests in flight to the pool, so that retries cannot pile load on an upstream in "
+    "trouble.",
+    "upstreams[].retry.min_retry_concurrency": "Retries always allowed at once, whatever "
+    "`budget_percent` gives, so a quiet upstream can still retry.",
+    "upstreams[].timeouts": "Time limits towards the endpoints.",
+    "upstreams[].timeouts.connect": "TCP connect to an endpoint. On failure: 502 "
+    "`upstream_connect_failure` (or a retry).",
+    "upstreams[].timeouts.response": "From the start of a try (the connection included) to "
+    "the first byte of the response head. Then: 504 `upstream_timeout`. A route's `timeout` "
+    "replaces it.",
+    "upstreams[].timeouts.idle": "Longest silence while a response body is streaming; then "
+    "the client connection is cut (the status line has already been sent).",
+    "upstreams[].pool": "Keep-alive connections to the endpoints, reused between requests.",
+    "upstreams[].pool.max_idle_per_endpoint": "Idle connections kept per endpoint; a "
+    "connection freed beyond it is closed. 0 disables reuse.",
+    "upstreams[].pool.idle_timeout": "An idle pooled connection older than this is closed "
+    "(checked about once a second) and never reused.",
+    # routes
+    "routes[].name": "Name used in metrics and the access log. Left out, the route is called "
+    "`routeN`, N being its position in the file from 0.",
+    "routes[].match": "Conditions a request must meet; all of them. Left out, the route "
+    "matches every request.",
+    "routes[].match.host": "Host (from the Host header, port removed, case ignored): an exact "
+    "name, `*.example.com` (any name ending in `.example.com`, not `example.com` itself), "
+    "or `*` for any.",
+    "routes[].match.path_prefix": "Path starts with this string (a plain string prefix: "
+    "`/api` also matches `/apis`; write `/api/` to match a folder). Must start with `/`.",
+    "routes[].match.path_exact": "Path equals this string (the query is not part of the "
+    "path). Must start with `/`.",
+    "routes[].match.path_regex": "Path matches this Python regular expression as a whole. "
+    "At most one of `path_prefix`, `path_exact`, `path_regex`.",
+    "routes[].match.methods": "Methods accepted (upper-cased); empty means any.",
+    "routes[].match.headers": "Header conditions; every one must hold.",
+    "routes[].match.headers[].name": "Header name, case ignored.",
+    "routes[].match.headers[].exact": "The header's first value equals this string (case counts).",
+    "routes[].match.headers[].regex": "The header's first value matches this regular "
+    "expression as a whole.",
+    "routes[].match.headers[].present": "`true`: the header must be present; `false`: it "
+    "must be absent. Give exactly one of `exact`, `regex`, `present`.",
+    "routes[].upstream": "Name of the upstream pool that serves the route. A route has "
+    "exactly one of `upstream`, `redirect`, `direct_response`.",
+    "routes[].prefix_rewrite": "Replaces the matched `match.path_prefix` in the path sent "
+    "upstream; the rest of the path and the query are kept. Needs `match.path_prefix`.",
+    "routes[].headers": "Header edits for this route; same fields as the `headers` filter, "
+    "without `type`. They run after the route's other filters.",
+    "routes[].headers.type": "Need not be written here: route header edits are always of "
+    "type `headers`.",
+    "routes[].headers.request_add": "Headers set on the request sent upstream; a header of "
+    "the same name from the client is replaced.",
+    "routes[].headers.request_remove": "Headers removed from the request sent upstream.",
+    "routes[].headers.response_add": "Headers set on the response to the client; one of the "
+    "same name from the upstream is replaced.",
+    "routes[].headers.response_remove": "Headers removed from the response to the client.",
+    "routes[].redirect": "Answer with a redirect instead of forwarding.",
+    "routes[].redirect.status": "Redirect status.",
+    "routes[].redirect.scheme": "Scheme of the new location; the request's (`http`) when left out.",
+    "routes[].redirect.host": "Host of the new location; the request's Host header (port "
+    "included) when left out.",
+    "routes[].redirect.path": "Replaces the whole path. The query is always kept.",
+    "routes[].redirect.prefix": "Replaces the matched `match.path_prefix`, keeping the rest "
+    "of the path. Ignored when `path` is set or the route has no `match.path_prefix`.",
+    "routes[].direct_response": "Answer from the gateway itself instead of forwarding.",
+    "routes[].direct_response.status": "Status of the answer.",
+    "routes[].direct_response.body": "Body of the answer, sent as given.",
+    "routes[].direct_response.headers": "Headers of the answer (Content-Length is added).",
+    "routes[].filters": "Filters for this route, after the top-level `filters`.",
+    "routes[].timeout": "Replaces the upstream's `timeouts.response` for this route "
+    "(`retry.per_try_timeout` still applies when it is shorter).",
+    # filters: both at the top level and per route, same fields
+    "{filters}[type=headers]": "Adds and removes request and response headers. An added "
+    "header replaces one of the same name, so a value is never doubled.",
+    "{filters}[type=headers].type": "`headers` selects this filter.",
+    "{filters}[type=headers].request_add": "Headers set on the request sent upstream.",
+    "{filters}[type=headers].request_remove": "Headers removed from the request sent upstream.",
+    "{filters}[type=headers].response_add": "Headers set on the response to the client.",
+    "{filters}[type=headers].response_remove": "Headers removed from the response to the client.",
+    "{filters}[type=local_rate_limit]": "A token bucket per key, answered with 429 and "
+    "Retry-After when empty. Local: each gateway process (each worker) keeps its own "
+    "buckets, so with `--workers N` a client may get up to N times the rate.",
+    "{filters}[type=local_rate_limit].type": "`local_rate_limit` selects this filter.",
+    "{filters}[type=local_rate_limit].key": "What gets its own bucket: `source_ip` (client "
+    "address), `route` (the route's name) or `header:NAME` (requests without the header "
+    "share one bucket).",
+    "{filters}[type=local_rate_limit].rate": "Tokens added per second; each request spends "
+    "one. Must be above 0.",
+    "{filters}[type=local_rate_limit].burst": "Bucket size: requests allowed at once after a "
+    "quiet spell. 0 means the rate rounded up (at least 1).",
+    # admin and access log
+    "admin.address": "Where the admin API listens, as `host:port`. Keep it on loopback or a "
+    "private network: it has no authentication.",
+    "access_log.enabled": "Write the access log.",
+    "access_log.path": "File the log is appended to; `-` is standard output. The file is "
+    "created if missing and opened on first use.",
+    "access_log.buffer_bytes": "Lines are collected in memory and written in one go when "
+    "this much is buffered.",
+    "access_log.flush_interval": "Buffered lines are also written at least this often. 0 "
+    "writes every line at once.",
+}
+
+# Filter fields are the same at both places filters can be written.
+_FILTER_LISTS = ("filters", "routes[].filters")
+for _key in [k for k in DESCRIPTIONS if k.startswith("{filters}")]:
+    _text = DESCRIPTIONS.pop(_key)
+    for _where in _FILTER_LISTS:
+        DESCRIPTIONS[_key.replace("{filters}", _where)] = _text
+
+# Defaults shown as words where the value alone would mislead.
+DEFAULT_NOTES = {
+    "routes[].headers.type": "`headers`",
+}
+
+# Plain words for sections, used in "list of ...".
+SECTION_WORDS = {
+    schema.Listener: "listeners",
+    schema.Upstream: "upstreams",
+    schema.Route: "routes",
+    schema.EndpointConfig: "endpoints",
+    schema.HeaderMatch: "header conditions",
+}
+
+# ------------------------------------------------------------------ local replies
+
+# reason -> (status, meaning). Every reason constant of local_reply.py must be here or in
+# NOT_SENT, and the script fails otherwise.
+LOCAL_REPLIES: dict[str, tuple[str, str]] = {
+    "malformed_request": (
+        "400",
+        "The request is not valid HTTP/1.1 (bad syntax, bad Content-Length, missing or "
+        "repeated Host header). The connection is closed after the reply.",
+    ),
+    "no_route": ("404", "No route matches the request."),
+    "client_timeout": (
+        "408",
+        "The request head took longer than `limits.header_timeout`, or the body paused "
+        "longer than `limits.body_timeout`.",
+    ),
+    "body_too_large": ("413", "The body is larger than `limits.max_body_bytes`."),
+    "rate_limited": (
+        "429",
+        "A `local_rate_limit` filter's bucket is empty. Carries `Retry-After` (seconds).",
+    ),
+    "header_too_large": ("431", "The request head is larger than `limits.max_header_bytes`."),
+    "internal_error": (
+        "500",
+        "A bug in the gateway; logged with its traceback. Please report it.",
+    ),
+    "unsupported_upgrade": (
+        "501",
+        "The client asked for a protocol upgrade (WebSocket, h2c); 0.1.0 does not proxy upgrades.",
+    ),
+    "upstream_connect_failure": (
+        "502",
+        "No connection to the endpoint: refused, unreachable, or longer than "
+        "`timeouts.connect`, and no retry left.",
+    ),
+    "upstream_reset": (
+        "502",
+        "The endpoint closed the connection before a complete response head, and no retry left.",
+    ),
+    "upstream_protocol_error": (
+        "502",
+        "The endpoint's response is not valid HTTP/1.1, and no retry left.",
+    ),
+    "no_healthy_endpoint": (
+        "503",
+        "Every endpoint of the upstream is unhealthy (active checks) or ejected (outlier "
+        "detection).",
+    ),
+    "circuit_open": (
+        "503",
+        "The upstream's `circuit.max_requests` are in flight, or it needs a new "
+        "connection and `circuit.max_connections` are open.",
+    ),
+    "upstream_timeout": (
+        "504",
+        "No response head within the response timeout (`timeouts.response`, the route's "
+        "`timeout`, or `retry.per_try_timeout` on the last try).",
+    ),
+}
+# Reasons that are not error replies but are counted and logged the same way.
+OTHER_REASONS: dict[str, tuple[str, str]] = {
+    "redirect": ("3xx", "A route's `redirect` answered."),
+    "direct_response": ("as configured", "A route's `direct_response` answered."),
+}
+# Defined in local_reply.py but never sent by 0.1.0.
+NOT_SENT = {local_reply.SHUTTING_DOWN}
+
+# ------------------------------------------------------------------ balancing policies
+
+POLICY_ROWS: dict[str, tuple[str, str]] = {
+    "round_robin": (
+        "Each available endpoint in turn. The starting point is random each time the set "
+        "of available endpoints changes.",
+        "ignored",
+    ),
+    "weighted_round_robin": (
+        "Smooth weighted round robin (nginx's): heavy endpoints are spread out, not served "
+        "in bursts. Weights 5, 1, 1 give a a b a c a a.",
+        "yes",
+    ),
+    "random": ("Each pick independent and random, in proportion to weight.", "yes"),
+    "least_request": (
+        "Two distinct endpoints drawn at random; the one with fewer requests in flight per "
+        "unit of weight wins. In-flight counts are per gateway process.",
+        "in the comparison",
+    ),
+    "p2c_ewma": (
+        "Two distinct endpoints drawn at random; the cheaper wins, cost being average "
+        "latency x (requests in flight + 1) / weight. In 0.1.0 the gateway does not yet "
+        "record response latencies, so every cost is 0 and this acts as a uniform random "
+        "choice.",
+        "in the cost",
+    ),
+    "ring_hash": (
+        "Consistent hash ring (Ketama style, 160 points per unit of weight, 16384 at "
+        "most) over the key from `hash.key`: a key keeps its endpoint while the pool "
+        "changes around it. Bounded load (on by default, 1.25) moves a busy endpoint's "
+        "extra requests to the next endpoint on the ring.",
+        "yes",
+    ),
+    "maglev": (
+        "Maglev lookup table (65537 slots) over the key from `hash.key`: even shares, fast "
+        "picks, a little more key movement than the ring when the pool changes. Bounded "
+        "load as for `ring_hash`. The table is rebuilt whenever the set of available "
+        "endpoints changes, which takes a noticeable moment in Python.",
+        "yes",
+    ),
+}
+
+# ------------------------------------------------------------------ walking the schema
+
+
+@dataclass
+class Row:
+    path: str
+    type: str
+    default: str
+    description: str
+
+
+@dataclass
+class Section:
+    """One table of the reference: the fields of one section."""
+
+    path: str  # "" for the top level
+    title: str
+    rows: list[Row]
+
+
+class SchemaError(Exception):
+    """The schema has something this script does not know how to describe."""
+
+
+def _unwrap_optional(annotation):
+    """(annotation without None, whether None was allowed)."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) < len(typing.get_args(annotation)):
+            return (args[0] if len(args) == 1 else typing.Union[tuple(args)]), True  # noqa: UP007
+    return annotation, False
+
+
+def _split_annotated(annotation) -> tuple[object, list]:
+    metadata: list = []
+    while typing.get_origin(annotation) is typing.Annotated:
+        args = typing.get_args(annotation)
+        annotation, metadata = args[0], [*metadata, *args[1:]]
+    return annotation, metadata
+
+
+def _is_model(annotation) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def _union_models(annotation, metadata) -> list[type[BaseModel]] | None:
+    """The members of a discriminated union of models, or None."""
+    if typing.get_origin(annotation) not in (typing.Union, types.UnionType):
+        return None
+    members = typing.get_args(annotation)
+    if not all(_is_model(m) for m in members):
+        return None
+    if not any(isinstance(m, FieldInfo) and m.discriminator for m in metadata):
+        raise SchemaError(f"a union of sections without a discriminator: {annotation}")
+    return list(members)
+
+
+def _discriminator_value(model: type[BaseModel], field: str = "type") -> str:
+    (value,) = typing.get_args(model.model_fields[field].annotation)
+    return value
+
+
+def _scalar_kind(annotation, metadata) -> str:
+    validators = [m.func for m in metadata if isinstance(m, BeforeValidator | AfterValidator)]
+    if units.parse_duration in validators:
+        return "duration"
+    if units.parse_size in validators:
+        return "size"
+    if schema._check_address in validators:
+        return "address"
+    if any(getattr(m, "pattern", None) == schema._NAME for m in metadata):
+        return "name"
+    if typing.get_origin(annotation) is typing.Literal:
+        return "one of " + ", ".join(f"`{v}`" for v in typing.get_args(annotation))
+    if annotation is bool:
+        return "boolean"
+    if annotation is int:
+        return "integer" + _range(metadata)
+    if annotation is float:
+        return "number" + _range(metadata)
+    if annotation is str:
+        return "string"
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is dict and args == (str, str):
+        return "map of string to string"
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        return "list of " + _plural(_scalar_kind(*_split_annotated(args[0])))
+    if origin is tuple and args and Ellipsis not in args:
+        kinds = {_scalar_kind(*_split_annotated(a)) for a in args}
+        if kinds == {"integer"} and len(args) == 2:
+            return "pair of integers"
+    raise SchemaError(f"no plain-words type for {annotation!r}")
+
+
+def _plural(kind: str) -> str:
+    return {"string": "strings", "integer": "integers", "number": "numbers"}.get(kind, kind)
+
+
+def _range(metadata) -> str:
+    low = high = None
+    above = None
+    for item in metadata:
+        if isinstance(item, annotated_types.Ge):
+            low = item.ge
+        elif isinstance(item, annotated_types.Gt):
+            above = item.gt
+        elif isinstance(item, annotated_types.Le):
+            high = item.le
+    if low is not None and high is not None:
+        return f", {low} to {high}"
+    if low is not None:
+        return f", at least {low}"
+    if above is not None:
+        return f", above {above}"
+    if high is not None:
+        return f", at most {high}"
+    return ""
+
+
+def _min_length(metadata) -> int:
+    for item in metadata:
+        if isinstance(item, annotated_types.MinLen):
+            return item.min_length
+    return 0
+
+
+def format_duration(seconds: float) -> str:
+    if seconds == 0:
+        return "0s"
+    if seconds < 1:
+        return f"{seconds * 1000:g}ms"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
+
+
+def format_size(size: int) -> str:
+    for unit, factor in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if size and size % factor == 0:
+            return f"{size // factor}{unit}"
+    return str(size)
+
+
+def _yaml_scalar(value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        plain = re.fullmatch(r"[A-Za-z_/][A-Za-z0-9_.:/-]*", value) and value not in (
+            "on",
+            "off",
+            "yes",
+            "no",
+            "null",
+            "true",
+            "false",
+        )
+        return value if plain else f'"{value}"'
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def format_default(field: FieldInfo, kind: str) -> str:
+    if field.default_factory is not None:
+        value = field.default_factory()
+    elif field.default is PydanticUndefined:
+        return "required"
+    else:
+        value = field.default
+    if value is None:
+        return "none"
+    if isinstance(value, BaseModel):
+        return "see below"
+    if kind.startswith("duration"):
+        return f"`{format_duration(value)}`"
+    if kind.startswith("size"):
+        return f"`{format_size(value)}`"
+    if isinstance(value, tuple | list):
+        return "`[" + ", ".join(_yaml_scalar(v) for v in value) + "]`"
+    if isinstance(value, dict):
+        return "`{" + ", ".join(f"{k}: {_yaml_scalar(v)}" for k, v in value.items()) + "}`"
+    return f"`{_yaml_scalar(value)}`"
+
+
+def walk(model: type[BaseModel], prefix: str = "", title: str = "Top level") -> list[Section]:
+    """The sections of ``model``, depth first, each with one row per field."""
+    section = Section(prefix, title, [])
+    children: list[Section] = []
+    for name, field in model.model_fields.items():
+        path = f"{prefix}.{name}" if prefix else name
+        annotation, optional = _unwrap_optional(field.annotation)
+        annotation, inner_metadata = _split_annotated(annotation)
+        metadata = [*field.metadata, *inner_metadata]
+        origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+        at_least = _min_length(metadata)
+        suffix = ", at least one" if at_least == 1 else ""
+        if _is_model(annotation):
+            kind = "section" + (", optional" if optional else "")
+            children += walk(annotation, path, f"`{path}`")
+        elif origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+            item, item_metadata = _split_annotated(args[0])
+            members = _union_models(item, item_metadata)
+            if _is_model(item):
+                kind = f"list of {SECTION_WORDS.get(item, 'sections')}{suffix}"
+                children += walk(item, f"{path}[]", f"`{path}[]`")
+            elif members is not None:
+                kind = "list of filters, each chosen by its `type`" + suffix
+                for member in members:
+                    value = _discriminator_value(member)
+                    member_path = f"{path}[type={value}]"
+                    walked = walk(member, member_path, f"`{member_path}`")
+                    walked[0].rows.insert(0, _union_member_row(member_path))
+                    children += walked
+            else:
+                kind = _scalar_kind(annotation, metadata) + suffix
+        else:
+            kind = _scalar_kind(annotation, metadata)
+            if optional:
+                kind += " or null"
+        default = DEFAULT_NOTES.get(path) or format_default(field, kind)
+        section.rows.append(Row(path, kind, default, describe(path, field)))
+    return [section, *children]
+
+
+def _union_member_row(path: str) -> Row:
+    return Row(path, "filter", "-", describe(path, None))
+
+
+def describe(path: str, field: FieldInfo | None) -> str:
+    parts = [DESCRIPTIONS.get(path, "")]
+    if field is not None and field.description:
+        parts.append(field.description.rstrip(".") + ".")
+    return " ".join(p for p in parts if p).strip()
+
+
+def all_rows(sections: list[Section]) -> list[Row]:
+    return [row for section in sections for row in section.rows]
+
+
+def problems(sections: list[Section]) -> list[str]:
+    """Fields without a description, descriptions of fields that do not exist, and
+    reasons or policies that the tables do not cover."""
+    rows = all_rows(sections)
+    found = []
+    found += [f"no description for {row.path}" for row in rows if not row.description]
+    known = {row.path for row in rows}
+    found += [f"description of unknown field {path}" for path in DESCRIPTIONS if path not in known]
+    found += [
+        f"default note for unknown field {path}" for path in DEFAULT_NOTES if path not in known
+    ]
+    reasons = {
+        value
+        for name, value in vars(local_reply).items()
+        if name.isupper() and isinstance(value, str)
+    }
+    covered = set(LOCAL_REPLIES) | set(OTHER_REASONS) | NOT_SENT
+    found += [f"local reply reason {r} is not in the table" for r in sorted(reasons - covered)]
+    found += [f"no balancing row for policy {p}" for p in POLICIES if p not in POLICY_ROWS]
+    found += [f"balancing row for unknown policy {p}" for p in POLICY_ROWS if p not in POLICIES]
+    return found
+
+
+# ------------------------------------------------------------------ rendering
+
+
+def _anchor(title: str) -> str:
+    text = re.sub(r"[^a-z0-9 _-]", "", title.lower())
+    return "#" + text.replace(" ", "-")
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _units_section() -> list[str]:
+    lines = [
+        "## Units",
+        "",
+        "**Durations** are a number and a unit, or a bare number of seconds:",
+        "",
+        "| unit | meaning |",
+        "|:---|:---|",
+    ]
+    for unit, seconds in units._DURATION_SECONDS.items():
+        lines.append(f"| `{unit}` | {seconds:g} s |")
+    lines += [
+        "",
+        "For example `250ms`, `1.5s`, `5m`, `1h`, or `30` (thirty seconds). Durations "
+        "cannot be negative.",
+        "",
+        "**Sizes** are a whole number of bytes, with an optional unit:",
+        "",
+        "| unit | bytes |",
+        "|:---|:---|",
+    ]
+    for unit, factor in units._SIZE_BYTES.items():
+        if unit is None:
+            continue
+        lines.append(f"| `{unit}` | {factor:,} |")
+    lines += [
+        "",
+        "For example `8192`, `64KiB`, `10MiB`, `1GB`. `k`, `K`, `M` and `G` are powers of "
+        "1024, like `KiB`; `KB`, `MB` and `GB` are powers of 1000. No space is needed "
+        "between the number and the unit.",
+        "",
+        "**Addresses** are `host:port`, such as `127.0.0.1:8080`, `0.0.0.0:80` or "
+        "`[::1]:8080`. **Names** (of listeners, upstreams, routes) start with a letter or a "
+        "digit and go on with letters, digits, `_`, `.` and `-`.",
+        "",
+    ]
+    return lines
+
+
+def _routing_section() -> list[str]:
+    doc = router.__doc__ or ""
+    steps = re.findall(r"^(\d)\. (.+?)(?=^\d\. |^The first|\Z)", doc, re.M | re.S)
+    tail = re.search(r"^(The first route.+)\Z", doc, re.M | re.S)
+    lines = [
+        "## Routing precedence",
+        "",
+        "Routes are not tried in file order. From `dispa/proxy/router.py`, most specific first:",
+        "",
+    ]
+    for number, text in steps:
+        lines.append(f"{number}. " + " ".join(text.split()).replace("``", "`"))
+    if tail:
+        lines += ["", " ".join(tail.group(1).split()).replace("``", "`")]
+    lines += [
+        "",
+        "In plain words: the gateway first looks at routes written for the request's exact "
+        "host, then at `*.suffix` routes (the longest suffix first), then at `*` routes. "
+        "Within each group it prefers an exact path over a prefix, a longer prefix over a "
+        "shorter one, a prefix over a regular expression, and any path condition over none. "
+        "When two routes are equal on all that, the one with more conditions (a method list "
+        "counts as one, each header condition as one) goes first, and then the one written "
+        "first. The first route in that order whose conditions all hold serves the request; "
+        "if none does, the answer is 404 `no_route`.",
+        "",
+        "For example, with routes for `api.example.com` + `/v1/`, `*.example.com` + `/`, "
+        "and `*` + `/`: `api.example.com/v1/users` takes the first, `api.example.com/v2` "
+        "falls through to the second, and `other.org/v1/` takes the third.",
+        "",
+        "The host is taken from the request target when it is in absolute form "
+        "(`GET http://host/path`), else from the Host header; it is lower-cased and loses "
+        "its port. An HTTP/1.1 request without a Host header, or with two, is refused with "
+        "400; an HTTP/1.0 request without one only matches `*` routes.",
+        "",
+    ]
+    return lines
+
+
+def _local_replies_section() -> list[str]:
+    lines = [
+        "## Local replies",
+        "",
+        "When the gateway answers a request itself, the body is the reason in plain words "
+        "(`no route`, `upstream timeout`) as `text/plain`, never a stack trace. The reason "
+        "is written to the access log (`reason`) and counted in the metric "
+        "`dispa_local_replies_total{reason=...}`.",
+        "",
+        "| status | reason | meaning |",
+        "|:---|:---|:---|",
+    ]
+    for reason, (status, meaning) in sorted(LOCAL_REPLIES.items(), key=lambda i: i[1][0]):
+        lines.append(f"| {status} | `{reason}` | {_cell(meaning)} |")
+    for reason, (status, meaning) in OTHER_REASONS.items():
+        lines.append(f"| {status} | `{reason}` | {_cell(meaning)} |")
+    lines += [
+        "",
+        "When a failure happens after the response head has been sent to the client "
+        "(the endpoint resets mid-body, sends a broken body, or stays silent longer than "
+        "`timeouts.idle`), no reply is possible: the client connection is cut, and the "
+        "access log line carries `upstream_reset`, `upstream_protocol_error` or "
+        "`upstream_timeout`. A client that goes away before its answer is logged with "
+        "status 499 and reason `client_disconnected`.",
+        "",
+    ]
+    return lines
+
+
+def _policies_section() -> list[str]:
+    lines = [
+        "## Balancing policies",
+        "",
+        "Set per upstream with `lb`. Every policy chooses among the *available* endpoints: "
+        "healthy by the active checks (when `health` is set) and not ejected by outlier "
+        "detection. When none is available the answer is 503 `no_healthy_endpoint`.",
+        "",
+        "| policy | how it picks | weights | key |",
+        "|:---|:---|:---|:---|",
+    ]
+    for policy in POLICIES:
+        how, weights = POLICY_ROWS[policy]
+        key = "`hash.key`" if policy in ("ring_hash", "maglev") else "-"
+        lines.append(f"| `{policy}` | {_cell(how)} | {weights} | {key} |")
+    lines.append("")
+    return lines
+
+
+def render(sections: list[Section]) -> str:
+    lines = [
+        "# Config reference",
+        "",
+        "<!-- Generated by docs/gen_config_reference.py from dispa/config/schema.py. "
+        "Do not edit by hand: change the schema or the script, then run "
+        "`python docs/gen_config_reference.py`. -->",
+        "",
+        "A gateway config is one YAML file (JSON works too, being YAML). Check it with "
+        "`dispa validate -c FILE` before you run or reload it: every problem is reported "
+        "at once, each with the path of the field, such as `routes[2].upstream: unknown "
+        "upstream 'ap'`. Unknown fields are errors, so a misspelt setting is never "
+        "silently ignored.",
+        "",
+        "Paths in this page: `a.b` is field `b` of section `a`; `a[]` is each entry of "
+        "list `a`; `filters[type=headers]` is an entry of `filters` whose `type` is "
+        "`headers`. A default of *see below* means the section is present with all its "
+        "own defaults; *none* means the setting is off or absent unless written.",
+        "",
+        "Contents: [Units](#units), [Routing precedence](#routing-precedence), "
+        "[Local replies](#local-replies), [Balancing policies](#balancing-policies), "
+        "[Fields](#fields).",
+        "",
+    ]
+    lines += _units_section()
+    lines += _routing_section()
+    lines += _local_replies_section()
+    lines += _policies_section()
+    lines += ["## Fields", ""]
+    lines.append(
+        "Sections: " + ", ".join(f"[`{s.title.strip('`')}`]({_anchor(s.title)})" for s in sections)
+    )
+    lines.append("")
+    for section in sections:
+        lines += [f"### {section.title}", ""]
+        lines += ["| field | type | default | description |", "|:---|:---|:---|:---|"]
+        for row in section.rows:
+            lines.append(
+                f"| `{row.path}` | {_cell(row.type)} | {_cell(row.default)} "
+                f"| {_cell(row.description)} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def build() -> tuple[str, list[str]]:
+    sections = walk(schema.Gateway)
+    return render(sections), problems(sections)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--check", action="store_true", help="exit 1 if the reference is out of date"
+    )
+    args = parser.parse_args(argv)
+    text, found = build()
+    if found:
+        print("the config reference cannot be generated:", file=sys.stderr)
+        for problem in found:
+            print(f"  {problem}", file=sys.stderr)
+        print("describe them in docs/gen_config_reference.py", file=sys.stderr)
+        return 1
+    relative = OUTPUT.relative_to(ROOT)
+    if args.check:
+        current = OUTPUT.read_text() if OUTPUT.exists() else ""
+        if current != text:
+            print(
+                f"{relative} is out of date; run: python docs/gen_config_reference.py",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"{relative} is up to date")
+        return 0
+    OUTPUT.write_text(text)
+    print(f"wrote {relative}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
