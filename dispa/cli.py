@@ -43,6 +43,50 @@ def build_parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="check a config file and report every problem")
     validate.add_argument("-c", "--config", required=True, help="the config file to check")
 
+    core = commands.add_parser("core", help="run a core node of a Raft cluster")
+    core.add_argument("-c", "--config", required=True, help="the core node config file (YAML)")
+
+    admin_help = "admin API of any core, e.g. 127.0.0.1:9911 (default: $DISPA_ADMIN)"
+    default_admin = os.environ.get("DISPA_ADMIN")
+
+    apply = commands.add_parser("apply", help="apply a shared gateway config to a cluster")
+    apply.add_argument("-f", "--file", required=True, help="the shared config (YAML or JSON)")
+    apply.add_argument("--admin", default=default_admin, required=default_admin is None,
+                       help=admin_help)
+    apply.add_argument("--dry-run", action="store_true", help="show the diff, apply nothing")
+    apply.add_argument("--if-revision", type=int,
+                       help="apply only if the cluster is still at this revision")
+
+    status = commands.add_parser("status", help="show the cluster: leader, cores, revisions")
+    status.add_argument("--admin", default=default_admin, required=default_admin is None,
+                        help=admin_help)
+    status.add_argument("--json", action="store_true", help="print the raw JSON")
+
+    members = commands.add_parser("members", help="add or remove a core at run time")
+    member_commands = members.add_subparsers(dest="member_command", metavar="add|remove")
+    member_commands.required = True
+    add = member_commands.add_parser("add", help="add a core to the cluster")
+    add.add_argument("--admin", default=default_admin, required=default_admin is None,
+                     help=admin_help)
+    add.add_argument("--id", required=True, help="the new core's node id")
+    add.add_argument("--raft", required=True, help="the new core's Raft address host:port")
+    add.add_argument("--core-admin", required=True, help="the new core's admin address")
+    add.add_argument("--region", default="default", help="the new core's region")
+    remove = member_commands.add_parser("remove", help="remove a core from the cluster")
+    remove.add_argument("--admin", default=default_admin, required=default_admin is None,
+                        help=admin_help)
+    remove.add_argument("--id", required=True, help="the node id of the core to remove")
+
+    backup = commands.add_parser("backup", help="write the whole cluster state to a file")
+    backup.add_argument("--admin", default=default_admin, required=default_admin is None,
+                        help=admin_help)
+    backup.add_argument("-o", "--output", required=True, help="the backup file to write")
+
+    restore = commands.add_parser("restore", help="restore a backup into a running cluster")
+    restore.add_argument("--admin", default=default_admin, required=default_admin is None,
+                         help=admin_help)
+    restore.add_argument("-i", "--input", required=True, help="the backup file to read")
+
     demo = commands.add_parser("demo", help="start a gateway with demo upstreams on loopback")
     demo.add_argument("--port", type=int, default=8080, help="gateway port (default: 8080)")
     return parser
@@ -102,6 +146,54 @@ def cmd_run(args) -> int:
     )
 
 
+def cmd_core(args) -> int:
+    from dispa.cluster.node import NoSecret, run_core
+    from dispa.config.cluster import CoreConfig
+    from dispa.config.load import load_model_file
+
+    config = load_model_file(CoreConfig, args.config)
+    _use_uvloop()
+    try:
+        return asyncio.run(run_core(config))
+    except NoSecret as error:
+        print(f"{args.config}: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def cmd_apply(args) -> int:
+    from dispa.cluster import client
+
+    return client.run(client.apply(args.admin, args.file, args.dry_run, args.if_revision))
+
+
+def cmd_status(args) -> int:
+    from dispa.cluster import client
+
+    return client.run(client.status(args.admin, args.json))
+
+
+def cmd_members(args) -> int:
+    from dispa.cluster import client
+
+    if args.member_command == "add":
+        return client.run(
+            client.members_add(args.admin, args.id, args.raft, args.core_admin, args.region)
+        )
+    return client.run(client.members_remove(args.admin, args.id))
+
+
+def cmd_backup(args) -> int:
+    from dispa.cluster import client
+
+    return client.run(client.backup(args.admin, args.output))
+
+
+def cmd_restore(args) -> int:
+    from dispa.cluster import client
+
+    return client.run(client.restore(args.admin, args.input))
+
+
 def cmd_demo(args) -> int:
     from dispa.runtime.demo import run_demo
 
@@ -115,7 +207,17 @@ def _use_uvloop() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
-COMMANDS = {"run": cmd_run, "validate": cmd_validate, "demo": cmd_demo}
+COMMANDS = {
+    "run": cmd_run,
+    "validate": cmd_validate,
+    "core": cmd_core,
+    "apply": cmd_apply,
+    "status": cmd_status,
+    "members": cmd_members,
+    "backup": cmd_backup,
+    "restore": cmd_restore,
+    "demo": cmd_demo,
+}
 
 if __name__ == "__main__":
     sys.exit(main())

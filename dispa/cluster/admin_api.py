@@ -1,0 +1,297 @@
+"""The cluster part of a core's admin API: config revisions, history, rollback, diff,
+cluster status, membership, backup and restore.
+
+Writes are validated here, before they reach the Raft log (a replicated command must
+never see bad input), then committed; the answer comes only after the commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import aiohttp
+import yaml
+from aiohttp import web
+
+from dispa.cluster.bridge import CommandFailed, submit
+from dispa.cluster.config_diff import config_diff
+from dispa.config.cluster import SharedConfig
+from dispa.config.errors import ConfigError
+from dispa.config.load import build_model, parse_text
+from dispa.config.schema import Gateway, Listener
+from dispa.config.validate import cross_check
+
+WRITE_TIMEOUT = 5.0
+PEER_TIMEOUT = 1.0
+_PLACEHOLDER_LISTENER = Listener(name="placeholder", address="127.0.0.1:0")
+
+
+def validate_shared(data: dict) -> SharedConfig:
+    """A shared config, or ConfigError with every problem and its path."""
+    if isinstance(data, dict) and ("listeners" in data or "admin" in data):
+        raise ConfigError(
+            ["listeners and admin are set per node in its core config, not in the shared config"]
+        )
+    return build_model(SharedConfig, data, cross_checks=_cross_check_shared)
+
+
+def _cross_check_shared(shared: SharedConfig) -> list[str]:
+    probe = Gateway(listeners=(_PLACEHOLDER_LISTENER,), upstreams=shared.upstreams,
+                    routes=shared.routes, filters=shared.filters)
+    return cross_check(probe)
+
+
+def _error(status: int, message: str, **extra) -> web.Response:
+    return web.json_response({"error": message, **extra}, status=status)
+
+
+def _expected_revision(request: web.Request) -> int | None:
+    raw = request.headers.get("If-Match")
+    if raw is None:
+        return None
+    raw = raw.strip().strip('"')
+    if not raw.isdigit():
+        raise web.HTTPBadRequest(reason="If-Match must be a revision number")
+    return int(raw)
+
+
+def cluster_routes(node) -> list:
+    """aiohttp route definitions bound to one ``CoreNode``."""
+
+    async def read_config_body(request: web.Request) -> dict:
+        text = await request.text()
+        try:
+            data = parse_text(text, "request body")
+            return validate_shared(data).model_dump(mode="json", exclude_unset=True)
+        except ConfigError as error:
+            raise _ConfigRejected(error.problems) from None
+
+    async def commit(command, *args) -> dict:
+        try:
+            return await submit(command, *args, timeout=WRITE_TIMEOUT)
+        except CommandFailed as failure:
+            raise _NotCommitted(failure) from None
+
+    def write_answer(result: dict) -> web.Response:
+        if result.get("ok"):
+            return web.json_response(result)
+        if result.get("error") == "stale revision":
+            return _error(409, "the config changed since that revision",
+                          revision=result.get("revision"))
+        if result.get("error") == "unknown revision":
+            return _error(404, "no such revision in the history", revision=result.get("revision"))
+        return _error(500, result.get("error", "refused"))
+
+    async def get_config(request: web.Request) -> web.Response:
+        state = node.store.state
+        entry = state.history.get(str(state.revision))
+        if entry is None:
+            return _error(404, "no config has been applied to this cluster yet", revision=0)
+        return web.json_response(
+            {"revision": state.revision, "applied_revision": node.applied_revision,
+             "time": entry["time"], "author": entry["author"], "note": entry["note"],
+             "config": entry["config"]},
+            headers={"ETag": f'"{state.revision}"'},
+        )
+
+    async def put_config(request: web.Request) -> web.Response:
+        expected = _expected_revision(request)
+        config = await read_config_body(request)
+        author = request.headers.get("X-Dispa-Author", request.remote or "")
+        result = await commit(node.store.put_config, config, expected, time.time(), author,
+                              request.headers.get("X-Dispa-Note", ""))
+        return write_answer(result)
+
+    async def dry_run(request: web.Request) -> web.Response:
+        config = await read_config_body(request)
+        state = node.store.state
+        diff = config_diff(state.current_config(), config, f"revision {state.revision}",
+                           "proposed")
+        return web.json_response({"revision": state.revision, "diff": diff,
+                                  "unchanged": state.current_config() == config})
+
+    async def history(request: web.Request) -> web.Response:
+        state = node.store.state
+        entries = [
+            {"revision": int(rev), "time": e["time"], "author": e["author"], "note": e["note"]}
+            for rev, e in sorted(state.history.items(), key=lambda item: int(item[0]))
+        ]
+        return web.json_response({"revision": state.revision, "history": entries})
+
+    async def one_revision(request: web.Request) -> web.Response:
+        revision = request.match_info["revision"]
+        entry = node.store.state.history.get(revision)
+        if entry is None:
+            return _error(404, f"revision {revision} is not in the history")
+        return web.json_response({"revision": int(revision), **entry})
+
+    async def rollback(request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            target = int(body["revision"])
+        except (ValueError, KeyError, TypeError):
+            return _error(400, 'send {"revision": N}, the revision to roll back to')
+        result = await commit(node.store.rollback_config, target, _expected_revision(request),
+                              time.time(), request.remote or "")
+        return write_answer(result)
+
+    async def diff(request: web.Request) -> web.Response:
+        state = node.store.state
+        try:
+            new = int(request.query.get("to", state.revision))
+            old = int(request.query.get("from", new - 1))
+        except ValueError:
+            return _error(400, "from and to must be revision numbers")
+        old_entry, new_entry = state.history.get(str(old)), state.history.get(str(new))
+        if new_entry is None or (old_entry is None and old != 0):
+            return _error(404, "one of those revisions is not in the history")
+        text = config_diff(old_entry["config"] if old_entry else None, new_entry["config"],
+                           f"revision {old}", f"revision {new}")
+        return web.Response(text=text, content_type="text/plain")
+
+    async def node_status(request: web.Request) -> web.Response:
+        return web.json_response(node.local_status())
+
+    async def cluster(request: web.Request) -> web.Response:
+        local = node.local_status()
+        state = node.store.state
+        members = dict(state.members)
+        statuses = await asyncio.gather(
+            *(_peer_status(m["admin"]) for m in members.values()), return_exceptions=True
+        )
+        cores = []
+        for (member_id, member), status in zip(members.items(), statuses, strict=True):
+            entry = {"id": member_id, **member}
+            if isinstance(status, dict):
+                entry.update(reachable=True, state=status["state"],
+                             applied_revision=status["applied_revision"],
+                             lag=state.revision - status["applied_revision"],
+                             term=status["term"], commit_index=status["commit_index"])
+            else:
+                entry.update(reachable=False)
+            cores.append(entry)
+        return web.json_response({
+            "revision": state.revision,
+            "leader": local["leader"],
+            "term": local["term"],
+            "commit_index": local["commit_index"],
+            "has_quorum": local["has_quorum"],
+            "answered_by": node.node_id,
+            "cores": cores,
+        })
+
+    async def add_member(request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            member_id, raft = str(body["id"]), str(body["raft"])
+            admin, region = str(body["admin"]), str(body.get("region", "default"))
+        except (ValueError, KeyError, TypeError):
+            return _error(400, 'send {"id", "raft", "admin", "region"} of the new core')
+        done = await _membership_change(node.store.addNodeToCluster, raft)
+        if done is not None:
+            return done
+        await commit(node.store.add_member, member_id, raft, admin, region)
+        return web.json_response({"ok": True, "added": member_id})
+
+    async def remove_member(request: web.Request) -> web.Response:
+        member_id = request.match_info["id"]
+        member = node.store.state.members.get(member_id)
+        if member is None:
+            return _error(404, f"no core named {member_id}")
+        done = await _membership_change(node.store.removeNodeFromCluster, member["raft"])
+        if done is not None:
+            return done
+        await commit(node.store.remove_member, member_id)
+        return web.json_response({"ok": True, "removed": member_id})
+
+    async def backup(request: web.Request) -> web.Response:
+        plain = node.store.state.to_plain()
+        return web.json_response({"format": 1, "taken_at": time.time(),
+                                  "taken_from": node.node_id, "state": plain})
+
+    async def restore(request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            plain = body["state"]
+            config = plain["history"][str(plain["revision"])]["config"]
+        except (ValueError, KeyError, TypeError):
+            return _error(400, "not a Dispa backup (expected the JSON written by dispa backup)")
+        try:
+            validate_shared(config)
+        except ConfigError as error:
+            return _error(400, "the backup holds an invalid config", errors=error.problems)
+        result = await commit(node.store.restore_state, plain)
+        return write_answer(result)
+
+    handlers = [
+        web.get("/api/v1/config", get_config),
+        web.put("/api/v1/config", put_config),
+        web.post("/api/v1/config/dry-run", dry_run),
+        web.get("/api/v1/config/history", history),
+        web.get("/api/v1/config/diff", diff),
+        web.post("/api/v1/config/rollback", rollback),
+        web.get("/api/v1/config/{revision:\\d+}", one_revision),
+        web.get("/api/v1/node", node_status),
+        web.get("/api/v1/cluster", cluster),
+        web.post("/api/v1/members", add_member),
+        web.delete("/api/v1/members/{id}", remove_member),
+        web.get("/api/v1/backup", backup),
+        web.post("/api/v1/restore", restore),
+    ]
+    return [web.RouteDef(r.method, r.path, _translate_errors(r.handler), r.kwargs)
+            for r in handlers]
+
+
+class _ConfigRejected(Exception):
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+
+
+class _NotCommitted(Exception):
+    def __init__(self, failure: CommandFailed) -> None:
+        self.failure = failure
+
+
+def _translate_errors(handler):
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except _ConfigRejected as rejected:
+            return _error(400, "invalid config", errors=rejected.problems)
+        except _NotCommitted as not_committed:
+            failure = not_committed.failure
+            return _error(503, f"not committed: {failure.reason}",
+                          maybe_committed=failure.maybe_committed)
+
+    return wrapped
+
+
+async def _peer_status(admin_address: str) -> dict:
+    timeout = aiohttp.ClientTimeout(total=PEER_TIMEOUT)
+    async with aiohttp.ClientSession(timeout=timeout) as session, session.get(
+        f"http://{admin_address}/api/v1/node"
+    ) as response:
+        return await response.json()
+
+
+async def _membership_change(change, raft_address: str) -> web.Response | None:
+    """Run a pysyncobj membership change; None when done, else the error response."""
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+
+    def on_result(result, error) -> None:
+        loop.call_soon_threadsafe(lambda: future.done() or future.set_result(error))
+
+    change(raft_address, callback=on_result)
+    try:
+        error = await asyncio.wait_for(future, WRITE_TIMEOUT)
+    except TimeoutError:
+        return _error(503, "membership change not confirmed in time", maybe_committed=True)
+    if error != 0:
+        return _error(503, f"membership change refused (code {error})")
+    return None
+
+
+def dump_yaml(config: dict) -> str:
+    return yaml.safe_dump(config, sort_keys=False)

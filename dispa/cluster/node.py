@@ -1,0 +1,173 @@
+"""``dispa core``: one core node — a Raft member that also runs the data plane.
+
+The node applies every committed config revision to its own gateway and reports the
+revision it has applied. Reads of the replicated state are local and so may be a moment
+behind the leader; writes go through Raft and are acknowledged only once committed
+(pysyncobj forwards a command submitted on a follower to the leader).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+
+from pydantic import ValidationError
+
+from dispa.cluster.admin_api import cluster_routes
+from dispa.cluster.bridge import CommandFailed, submit
+from dispa.cluster.raft_store import RaftStore, RaftTimings
+from dispa.config.cluster import CoreConfig, SharedConfig, gateway_for_node, waiting_gateway
+from dispa.config.schema import split_address
+from dispa.proxy.server import Gateway, ListenError
+from dispa.runtime.view import LocalGatewayView
+
+log = logging.getLogger("dispa.core")
+
+
+class NoSecret(Exception):
+    pass
+
+
+class CoreNode:
+    def __init__(self, config: CoreConfig) -> None:
+        self.config = config
+        self.node_id = config.node.id
+        self.store: RaftStore | None = None
+        self.gateway: Gateway | None = None
+        self.admin = None
+        self.applied_revision = 0
+        self.applied_at = 0.0
+        self.apply_errors: dict[int, str] = {}
+        self.stopping = asyncio.Event()
+        self._apply_wanted = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        self.started = time.time()
+
+    # ---------------------------------------------------------------- start and stop
+
+    async def run(self) -> int:
+        secret = self.config.cluster_secret()
+        if not secret:
+            raise NoSecret(
+                "no cluster secret: set node.secret or node.secret_file in the core config, "
+                "or the DISPA_CLUSTER_SECRET environment variable. Without one the Raft port "
+                "would accept commands from anyone who can reach it."
+            )
+        raft = self.config.raft
+        timings = RaftTimings(raft.election_min, raft.election_max, raft.heartbeat,
+                              raft.connection_timeout)
+        # Building the store binds the Raft port and starts pysyncobj's thread.
+        self.store = await asyncio.to_thread(
+            RaftStore, raft.address, list(raft.peers), self.config.node.data_dir, secret,
+            timings, self._on_committed,
+        )
+        self.gateway = Gateway()
+        await self.gateway.apply(waiting_gateway(self.config), source="waiting for config",
+                                 revision=0)
+        host, port = split_address(self.config.admin.address)
+        from dispa.admin.app import start_admin
+
+        self.admin = await start_admin(LocalGatewayView(self.gateway), host, port,
+                                       cluster_routes(self))
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self.stop)
+        loop.add_signal_handler(signal.SIGINT, self.stop)
+        tasks = [asyncio.create_task(self._apply_loop()), asyncio.create_task(self._register())]
+        self._apply_wanted.set()  # apply whatever the journal already holds
+        log.info("core %s (%s) is up: raft %s, admin %s", self.node_id,
+                 self.config.node.region, raft.address, self.config.admin.address)
+        await self.stopping.wait()
+        for task in tasks:
+            task.cancel()
+        await self.gateway.drain(self.gateway.snapshot.config.drain_timeout)
+        await self.admin.close()
+        await asyncio.to_thread(self.store.destroy)
+        log.info("core %s stopped", self.node_id)
+        return 0
+
+    def stop(self) -> None:
+        if not self.stopping.is_set():
+            log.info("core %s is stopping", self.node_id)
+            self.stopping.set()
+
+    async def _register(self) -> None:
+        """Make this node's admin address and region known to the others (retries until done)."""
+        me = {"raft": self.config.raft.address, "admin": self.config.admin.address,
+              "region": self.config.node.region}
+        while True:
+            if self.store.state.members.get(self.node_id) == me:
+                return
+            try:
+                await submit(self.store.add_member, self.node_id, me["raft"], me["admin"],
+                             me["region"], timeout=3.0)
+            except CommandFailed as error:
+                log.debug("registration not committed yet: %s", error)
+            await asyncio.sleep(0.5)
+
+    # ---------------------------------------------------------------- committed config
+
+    def _on_committed(self, revision: int) -> None:
+        """Called on pysyncobj's thread after a config revision is applied to the state."""
+        try:
+            self._loop.call_soon_threadsafe(self._apply_wanted.set)
+        except RuntimeError:
+            pass  # the loop is closed: we are shutting down
+
+    async def _apply_loop(self) -> None:
+        while True:
+            await self._apply_wanted.wait()
+            self._apply_wanted.clear()
+            state = self.store.state
+            revision = state.revision
+            shared = state.current_config()
+            if shared is None or revision == self.applied_revision:
+                continue
+            await self._apply(revision, shared)
+
+    async def _apply(self, revision: int, shared: dict) -> None:
+        try:
+            gateway_config = gateway_for_node(self.config, SharedConfig.model_validate(shared))
+            await self.gateway.apply(gateway_config, source=f"cluster revision {revision}",
+                                     revision=revision)
+        except (ValidationError, ListenError) as error:
+            # Validated before it was committed, so this is rare (e.g. a port taken here).
+            self.apply_errors[revision] = str(error).splitlines()[0]
+            log.error("cannot apply cluster revision %d on %s: %s", revision, self.node_id,
+                      error)
+            return
+        self.applied_revision = revision
+        self.applied_at = time.time()
+
+    # ---------------------------------------------------------------- status
+
+    def local_status(self) -> dict:
+        store = self.store
+        status = store.getStatus()
+        leader = status.get("leader")
+        return {
+            "id": self.node_id,
+            "region": self.config.node.region,
+            "raft": self.config.raft.address,
+            "admin": self.config.admin.address,
+            "state": {0: "follower", 1: "candidate", 2: "leader"}.get(status.get("state"), "?"),
+            "leader": leader.address if leader is not None else None,
+            "term": status.get("raft_term"),
+            "commit_index": status.get("commit_idx"),
+            "last_applied": status.get("last_applied"),
+            "has_quorum": status.get("has_quorum"),
+            "revision": store.state.revision,
+            "applied_revision": self.applied_revision,
+            "applied_at": self.applied_at,
+            "uptime": round(time.time() - self.started, 1),
+        }
+
+
+async def run_core(config: CoreConfig) -> int:
+    node = CoreNode(config)
+    try:
+        return await node.run()
+    except ListenError as error:
+        log.error("%s", error)
+        return 1

@@ -1,0 +1,125 @@
+"""Config models of a core cluster: the node's own file, and the shared gateway config.
+
+A core node's file (``dispa core -c core.yaml``) says who the node is: id, region, Raft
+address and peers, data directory, secret, listeners and admin address. What every node
+serves alike (upstreams, routes, filters) is the *shared config*, written through the
+admin API and replicated with revisions; each node combines it with its own listeners.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from dispa.config.schema import (
+    _NAME,
+    AccessLog,
+    Address,
+    Admin,
+    FilterConfig,
+    Gateway,
+    Listener,
+    Route,
+    Strict,
+    Upstream,
+)
+from dispa.config.units import Duration
+
+SECRET_ENV = "DISPA_CLUSTER_SECRET"
+
+
+class SharedConfig(Strict):
+    """The part of a gateway config that the cluster replicates (no listeners, no admin)."""
+
+    upstreams: tuple[Upstream, ...] = ()
+    routes: tuple[Route, ...] = Field(min_length=1)
+    filters: tuple[FilterConfig, ...] = ()
+    access_log: AccessLog = AccessLog()
+    drain_timeout: Duration = 15.0
+
+
+class RaftSettings(Strict):
+    address: Address  # host:port this node's Raft listens on
+    peers: tuple[Address, ...] = ()  # the other cores' Raft addresses
+    # Measured defaults: see docs/operator-guide.md, "Failover timing".
+    election_min: Duration = 0.3
+    election_max: Duration = 0.6
+    heartbeat: Duration = 0.05
+    connection_timeout: Duration = 1.5
+
+
+class NodeSettings(Strict):
+    id: str = Field(pattern=_NAME)
+    region: str = Field("default", pattern=_NAME)
+    data_dir: str
+    secret: str | None = None  # or secret_file, or the DISPA_CLUSTER_SECRET environment variable
+    secret_file: str | None = None
+
+
+class StoreSettings(Strict):
+    store: Literal["raft", "etcd"] = "raft"
+    endpoints: tuple[str, ...] = ()  # etcd client URLs or host:port, for store: etcd
+    prefix: str = "/dispa"
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("the etcd prefix must start with /")
+        return value.rstrip("/") or "/dispa"
+
+
+class CoreConfig(Strict):
+    node: NodeSettings
+    raft: RaftSettings
+    cluster: StoreSettings = StoreSettings()
+    listeners: tuple[Listener, ...] = Field(min_length=1)
+    admin: Admin = Admin()
+
+    def cluster_secret(self) -> str | None:
+        """The secret from the file, a secret file, or the environment, in that order."""
+        if self.node.secret:
+            return self.node.secret
+        if self.node.secret_file:
+            try:
+                with open(self.node.secret_file) as handle:
+                    return handle.read().strip() or None
+            except OSError:
+                return None
+        return os.environ.get(SECRET_ENV) or None
+
+
+def gateway_for_node(core: CoreConfig, shared: SharedConfig) -> Gateway:
+    """The whole gateway config one node serves: the shared part plus its own listeners."""
+    return Gateway(
+        listeners=core.listeners,
+        admin=core.admin,
+        upstreams=shared.upstreams,
+        routes=shared.routes,
+        filters=shared.filters,
+        access_log=shared.access_log,
+        drain_timeout=shared.drain_timeout,
+    )
+
+
+def waiting_gateway(core: CoreConfig) -> Gateway:
+    """What a node serves before the cluster holds any config: a plain 503."""
+    return Gateway.model_validate(
+        {
+            "listeners": [listener.model_dump() for listener in core.listeners],
+            "admin": core.admin.model_dump(),
+            "routes": [
+                {
+                    "name": "no_config_yet",
+                    "match": {"host": "*"},
+                    "direct_response": {
+                        "status": 503,
+                        "body": "no gateway config has been applied to this cluster yet\n",
+                    },
+                }
+            ],
+            "access_log": {"enabled": False},
+        }
+    )
