@@ -250,7 +250,19 @@ def git_revision() -> str | None:
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+    rev = out.stdout.strip() if out.returncode == 0 else ""
+    if not rev:
+        return None
+    with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+        status = subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "--", "dispa", "pyproject.toml"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        if status.stdout.strip():
+            rev += "+dirty"
+    return rev
 
 
 def free_port(taken: set[int]) -> int:
@@ -600,7 +612,7 @@ def measure_once(ctx: Ctx, kind: str, proc: subprocess.Popen[bytes], port: int) 
     a = ctx.args
     pids = proc_tree(proc.pid)
     up_pids = proc_tree(ctx.upstream.pid) if ctx.upstream else []
-    cpus = None if ctx.proxy_cpu is None else {ctx.proxy_cpu, ctx.load_cpu}
+    cpus = set(os.sched_getaffinity(0)) if ctx.proxy_cpu is None else {ctx.proxy_cpu, ctx.load_cpu}
     p0, u0, b0 = cpu_ticks(pids), cpu_ticks(up_pids), busy_ticks(cpus)
     c0 = rusage_seconds(resource.RUSAGE_CHILDREN) + rusage_seconds(resource.RUSAGE_SELF)
     t0 = time.monotonic()
