@@ -14,7 +14,7 @@ import aiohttp
 import yaml
 from aiohttp import web
 
-from dispa.cluster.bridge import CommandFailed, submit
+from dispa.cluster.bridge import CommandFailed
 from dispa.cluster.config_diff import config_diff
 from dispa.config.cluster import SharedConfig
 from dispa.config.errors import ConfigError
@@ -22,7 +22,6 @@ from dispa.config.load import build_model, parse_text
 from dispa.config.schema import Gateway, Listener
 from dispa.config.validate import cross_check
 
-WRITE_TIMEOUT = 5.0
 PEER_TIMEOUT = 1.0
 _PLACEHOLDER_LISTENER = Listener(name="placeholder", address="127.0.0.1:0")
 
@@ -67,9 +66,9 @@ def cluster_routes(node) -> list:
         except ConfigError as error:
             raise _ConfigRejected(error.problems) from None
 
-    async def commit(command, *args) -> dict:
+    async def commit(pending) -> dict:
         try:
-            return await submit(command, *args, timeout=WRITE_TIMEOUT)
+            return await pending
         except CommandFailed as failure:
             raise _NotCommitted(failure) from None
 
@@ -99,8 +98,8 @@ def cluster_routes(node) -> list:
         expected = _expected_revision(request)
         config = await read_config_body(request)
         author = request.headers.get("X-Dispa-Author", request.remote or "")
-        result = await commit(node.store.put_config, config, expected, time.time(), author,
-                              request.headers.get("X-Dispa-Note", ""))
+        result = await commit(node.store.put_config(config, expected, time.time(), author,
+                                                    request.headers.get("X-Dispa-Note", "")))
         return write_answer(result)
 
     async def dry_run(request: web.Request) -> web.Response:
@@ -132,8 +131,8 @@ def cluster_routes(node) -> list:
             target = int(body["revision"])
         except (ValueError, KeyError, TypeError):
             return _error(400, 'send {"revision": N}, the revision to roll back to')
-        result = await commit(node.store.rollback_config, target, _expected_revision(request),
-                              time.time(), request.remote or "")
+        result = await commit(node.store.rollback_config(target, _expected_revision(request),
+                                                         time.time(), request.remote or ""))
         return write_answer(result)
 
     async def diff(request: web.Request) -> web.Response:
@@ -188,10 +187,10 @@ def cluster_routes(node) -> list:
             admin, region = str(body["admin"]), str(body.get("region", "default"))
         except (ValueError, KeyError, TypeError):
             return _error(400, 'send {"id", "raft", "admin", "region"} of the new core')
-        done = await _membership_change(node.store.addNodeToCluster, raft)
-        if done is not None:
-            return done
-        await commit(node.store.add_member, member_id, raft, admin, region)
+        if node.config.cluster.store != "raft":
+            return _error(400, "membership changes apply to the embedded Raft store only")
+        await commit(node.store.change_membership(True, raft))
+        await commit(node.store.add_member(member_id, raft, admin, region))
         return web.json_response({"ok": True, "added": member_id})
 
     async def remove_member(request: web.Request) -> web.Response:
@@ -199,10 +198,9 @@ def cluster_routes(node) -> list:
         member = node.store.state.members.get(member_id)
         if member is None:
             return _error(404, f"no core named {member_id}")
-        done = await _membership_change(node.store.removeNodeFromCluster, member["raft"])
-        if done is not None:
-            return done
-        await commit(node.store.remove_member, member_id)
+        if node.config.cluster.store == "raft":
+            await commit(node.store.change_membership(False, member["raft"]))
+        await commit(node.store.remove_member(member_id))
         return web.json_response({"ok": True, "removed": member_id})
 
     async def backup(request: web.Request) -> web.Response:
@@ -221,7 +219,7 @@ def cluster_routes(node) -> list:
             validate_shared(config)
         except ConfigError as error:
             return _error(400, "the backup holds an invalid config", errors=error.problems)
-        result = await commit(node.store.restore_state, plain)
+        result = await commit(node.store.restore_state(plain))
         return write_answer(result)
 
     handlers = [
@@ -273,24 +271,6 @@ async def _peer_status(admin_address: str) -> dict:
         f"http://{admin_address}/api/v1/node"
     ) as response:
         return await response.json()
-
-
-async def _membership_change(change, raft_address: str) -> web.Response | None:
-    """Run a pysyncobj membership change; None when done, else the error response."""
-    loop = asyncio.get_running_loop()
-    future = loop.create_future()
-
-    def on_result(result, error) -> None:
-        loop.call_soon_threadsafe(lambda: future.done() or future.set_result(error))
-
-    change(raft_address, callback=on_result)
-    try:
-        error = await asyncio.wait_for(future, WRITE_TIMEOUT)
-    except TimeoutError:
-        return _error(503, "membership change not confirmed in time", maybe_committed=True)
-    if error != 0:
-        return _error(503, f"membership change refused (code {error})")
-    return None
 
 
 def dump_yaml(config: dict) -> str:

@@ -40,7 +40,9 @@ async def _call(method: str, admin: str, path: str, **kwargs) -> tuple[int, obje
                 return response.status, await response.json()
             return response.status, await response.text()
     except (aiohttp.ClientError, TimeoutError) as error:
-        raise AdminUnreachable(f"cannot reach the admin API at {url}: {error or 'timed out'}")
+        raise AdminUnreachable(
+            f"cannot reach the admin API at {url}: {error or 'timed out'}"
+        ) from None
 
 
 def _fail(status: int, body: object) -> int:

@@ -9,6 +9,7 @@ behind the leader; writes go through Raft and are acknowledged only once committ
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import time
@@ -16,8 +17,9 @@ import time
 from pydantic import ValidationError
 
 from dispa.cluster.admin_api import cluster_routes
-from dispa.cluster.bridge import CommandFailed, submit
-from dispa.cluster.raft_store import RaftStore, RaftTimings
+from dispa.cluster.bridge import CommandFailed
+from dispa.cluster.raft_store import RaftTimings
+from dispa.cluster.store import ClusterStore, RaftClusterStore
 from dispa.config.cluster import CoreConfig, SharedConfig, gateway_for_node, waiting_gateway
 from dispa.config.schema import split_address
 from dispa.proxy.server import Gateway, ListenError
@@ -34,7 +36,7 @@ class CoreNode:
     def __init__(self, config: CoreConfig) -> None:
         self.config = config
         self.node_id = config.node.id
-        self.store: RaftStore | None = None
+        self.store: ClusterStore | None = None
         self.gateway: Gateway | None = None
         self.admin = None
         self.applied_revision = 0
@@ -56,13 +58,8 @@ class CoreNode:
                 "would accept commands from anyone who can reach it."
             )
         raft = self.config.raft
-        timings = RaftTimings(raft.election_min, raft.election_max, raft.heartbeat,
-                              raft.connection_timeout)
-        # Building the store binds the Raft port and starts pysyncobj's thread.
-        self.store = await asyncio.to_thread(
-            RaftStore, raft.address, list(raft.peers), self.config.node.data_dir, secret,
-            timings, self._on_committed,
-        )
+        self.store = self._build_store(secret)
+        await self.store.start()
         self.gateway = Gateway()
         await self.gateway.apply(waiting_gateway(self.config), source="waiting for config",
                                  revision=0)
@@ -83,9 +80,21 @@ class CoreNode:
             task.cancel()
         await self.gateway.drain(self.gateway.snapshot.config.drain_timeout)
         await self.admin.close()
-        await asyncio.to_thread(self.store.destroy)
+        await self.store.stop()
         log.info("core %s stopped", self.node_id)
         return 0
+
+    def _build_store(self, secret: str) -> ClusterStore:
+        settings = self.config.cluster
+        if settings.store == "etcd":
+            from dispa.cluster.etcd_store import EtcdClusterStore
+
+            return EtcdClusterStore(settings.endpoints, settings.prefix, self._on_committed)
+        raft = self.config.raft
+        timings = RaftTimings(raft.election_min, raft.election_max, raft.heartbeat,
+                              raft.connection_timeout)
+        return RaftClusterStore(raft.address, list(raft.peers), self.config.node.data_dir,
+                                secret, timings, self._on_committed)
 
     def stop(self) -> None:
         if not self.stopping.is_set():
@@ -100,8 +109,7 @@ class CoreNode:
             if self.store.state.members.get(self.node_id) == me:
                 return
             try:
-                await submit(self.store.add_member, self.node_id, me["raft"], me["admin"],
-                             me["region"], timeout=3.0)
+                await self.store.add_member(self.node_id, me["raft"], me["admin"], me["region"])
             except CommandFailed as error:
                 log.debug("registration not committed yet: %s", error)
             await asyncio.sleep(0.5)
@@ -110,10 +118,8 @@ class CoreNode:
 
     def _on_committed(self, revision: int) -> None:
         """Called on pysyncobj's thread after a config revision is applied to the state."""
-        try:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: we are shutting down
             self._loop.call_soon_threadsafe(self._apply_wanted.set)
-        except RuntimeError:
-            pass  # the loop is closed: we are shutting down
 
     async def _apply_loop(self) -> None:
         while True:
@@ -144,19 +150,17 @@ class CoreNode:
 
     def local_status(self) -> dict:
         store = self.store
-        status = store.getStatus()
-        leader = status.get("leader")
+        status = store.status()
         return {
             "id": self.node_id,
             "region": self.config.node.region,
             "raft": self.config.raft.address,
             "admin": self.config.admin.address,
-            "state": {0: "follower", 1: "candidate", 2: "leader"}.get(status.get("state"), "?"),
-            "leader": leader.address if leader is not None else None,
-            "term": status.get("raft_term"),
-            "commit_index": status.get("commit_idx"),
-            "last_applied": status.get("last_applied"),
-            "has_quorum": status.get("has_quorum"),
+            "state": status["role"],
+            "leader": status["leader"],
+            "term": status["term"],
+            "commit_index": status["commit_index"],
+            "has_quorum": status["has_quorum"],
             "revision": store.state.revision,
             "applied_revision": self.applied_revision,
             "applied_at": self.applied_at,
