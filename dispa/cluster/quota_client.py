@@ -1,0 +1,145 @@
+"""Global rate limits across the cluster: lease slices of each window, spend them locally.
+
+Each node holds, per (limit, key), the tokens it leased for the current window. A request
+spends one with no network call. When the tokens run low the node asks the ledger (a
+replicated command) for more, before it runs out; while that request is in flight a
+request finding no token is refused, never admitted on credit. The ledger never grants
+more than the limit in one window, so while a node reaches the quorum the cluster
+admits at most ``limit`` per window: over-admission is zero, and under-admission is
+bounded by the tokens still leased but unspent when the window ends (leases shrink as the
+ledger empties, so that remainder is small).
+
+Cut off from the quorum, a node keeps spending what it holds, then falls back to
+``limit / cluster size`` per window on its own. In that mode each cut-off node may admit
+up to that share on top of what the connected nodes admit: the over-admission bound
+exported in metrics is that share, per cut-off node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Callable
+
+from dispa.cluster.bridge import CommandFailed
+from dispa.proxy.quota import WindowLog, window_start
+
+log = logging.getLogger("dispa.quota")
+
+# Ask for more when a slot's tokens fall to this share of its last grant.
+REFILL_AT = 0.5
+# A node's first lease in a window asks for this share of the limit per node.
+FIRST_SHARE = 0.5
+# After a failed lease, the node stays in fallback mode at least this long (seconds).
+FALLBACK_HOLD = 1.0
+
+
+class _Slot:
+    __slots__ = ("exhausted", "fallback_used", "last_grant", "pending", "tokens", "window")
+
+    def __init__(self, window: float) -> None:
+        self.window = window
+        self.tokens = 0
+        self.last_grant = 0
+        self.pending = False
+        self.exhausted = False  # the ledger said no more for this window
+        self.fallback_used = 0
+
+
+class LeasedQuota:
+    def __init__(self, store, node_id: str, cluster_size: Callable[[], int]) -> None:
+        self.store = store
+        self.node_id = node_id
+        self.cluster_size = cluster_size
+        self.slots: dict[tuple[str, str], _Slot] = {}
+        self.log = WindowLog()
+        self.fallback_until = 0.0
+        # limit name -> the share this node may admit per window while cut off
+        self.fallback_limits: dict[str, int] = {}
+        self._tasks: set[asyncio.Task] = set()
+
+    # ------------------------------------------------------------------ the hot path
+
+    def try_spend(self, limit_name: str, key: str, limit: int, window: float, now: float) -> bool:
+        start = window_start(now, window)
+        slot = self.slots.get((limit_name, key))
+        if slot is None or slot.window != start:
+            slot = self._new_slot(limit_name, key, start)
+        if slot.tokens > 0:
+            slot.tokens -= 1
+            if (not slot.pending and not slot.exhausted
+                    and slot.tokens <= slot.last_grant * REFILL_AT):
+                self._lease(limit_name, key, slot, limit, window, now)
+            self.log.count(limit_name, start, True)
+            return True
+        if time.monotonic() < self.fallback_until:
+            share = max(1, limit // max(1, self.cluster_size()))
+            admitted = slot.fallback_used < share
+            if admitted:
+                slot.fallback_used += 1
+            self.fallback_limits[limit_name] = share
+        else:
+            admitted = False
+            if not slot.pending and not slot.exhausted:
+                self._lease(limit_name, key, slot, limit, window, now)
+        self.log.count(limit_name, start, admitted)
+        return admitted
+
+    def _new_slot(self, limit_name: str, key: str, start: float) -> _Slot:
+        if len(self.slots) > 100_000:
+            self.slots = {k: s for k, s in self.slots.items() if s.window >= start}
+        slot = self.slots[(limit_name, key)] = _Slot(start)
+        return slot
+
+    # ------------------------------------------------------------------ leasing
+
+    def _lease(self, limit_name: str, key: str, slot: _Slot, limit: int, window: float,
+               now: float) -> None:
+        nodes = max(1, self.cluster_size())
+        if slot.last_grant:
+            want = slot.last_grant * 2  # demand outran the last slice: ask for more
+        else:
+            want = max(1, math.ceil(limit * FIRST_SHARE / nodes))
+        want = min(want, limit)
+        slot.pending = True
+        task = asyncio.get_running_loop().create_task(
+            self._request(limit_name, key, slot, want, limit, window, now)
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _request(self, limit_name, key, slot: _Slot, want, limit, window, now) -> None:
+        try:
+            result = await self.store.lease_quota(limit_name, key, self.node_id, want, limit,
+                                                  window, now)
+        except CommandFailed as failure:
+            if self.fallback_until < time.monotonic():
+                log.warning("cannot lease rate-limit quota (%s): falling back to the limit "
+                            "divided by the cluster size", failure.reason)
+            self.fallback_until = time.monotonic() + FALLBACK_HOLD
+            return
+        finally:
+            slot.pending = False
+        if not result.get("ok"):
+            return
+        granted = int(result.get("granted", 0))
+        if result.get("window") != slot.window:
+            return  # the window rolled over while we asked: that grant is spent already
+        slot.tokens += granted
+        slot.last_grant = max(granted, 1)
+        if granted == 0:
+            slot.exhausted = True
+        self.fallback_until = 0.0
+        self.fallback_limits.clear()
+
+    def statistics(self) -> dict:
+        in_fallback = time.monotonic() < self.fallback_until
+        return {
+            "mode": "fallback" if in_fallback else "leased",
+            # Tokens per window this node may admit beyond the cluster-wide limit.
+            "overadmission_bound": dict(self.fallback_limits) if in_fallback else {},
+            "leased_tokens": sum(s.tokens for s in self.slots.values()),
+            "windows": self.log.document(),
+        }
