@@ -36,8 +36,12 @@ def validate_shared(data: dict) -> SharedConfig:
 
 
 def _cross_check_shared(shared: SharedConfig) -> list[str]:
-    probe = Gateway(listeners=(_PLACEHOLDER_LISTENER,), upstreams=shared.upstreams,
-                    routes=shared.routes, filters=shared.filters)
+    probe = Gateway(
+        listeners=(_PLACEHOLDER_LISTENER,),
+        upstreams=shared.upstreams,
+        routes=shared.routes,
+        filters=shared.filters,
+    )
     return cross_check(probe)
 
 
@@ -76,8 +80,9 @@ def cluster_routes(node) -> list:
         if result.get("ok"):
             return web.json_response(result)
         if result.get("error") == "stale revision":
-            return _error(409, "the config changed since that revision",
-                          revision=result.get("revision"))
+            return _error(
+                409, "the config changed since that revision", revision=result.get("revision")
+            )
         if result.get("error") == "unknown revision":
             return _error(404, "no such revision in the history", revision=result.get("revision"))
         return _error(500, result.get("error", "refused"))
@@ -88,9 +93,14 @@ def cluster_routes(node) -> list:
         if entry is None:
             return _error(404, "no config has been applied to this cluster yet", revision=0)
         return web.json_response(
-            {"revision": state.revision, "applied_revision": node.applied_revision,
-             "time": entry["time"], "author": entry["author"], "note": entry["note"],
-             "config": entry["config"]},
+            {
+                "revision": state.revision,
+                "applied_revision": node.applied_revision,
+                "time": entry["time"],
+                "author": entry["author"],
+                "note": entry["note"],
+                "config": entry["config"],
+            },
             headers={"ETag": f'"{state.revision}"'},
         )
 
@@ -98,17 +108,24 @@ def cluster_routes(node) -> list:
         expected = _expected_revision(request)
         config = await read_config_body(request)
         author = request.headers.get("X-Dispa-Author", request.remote or "")
-        result = await commit(node.store.put_config(config, expected, time.time(), author,
-                                                    request.headers.get("X-Dispa-Note", "")))
+        result = await commit(
+            node.store.put_config(
+                config, expected, time.time(), author, request.headers.get("X-Dispa-Note", "")
+            )
+        )
         return write_answer(result)
 
     async def dry_run(request: web.Request) -> web.Response:
         config = await read_config_body(request)
         state = node.store.state
-        diff = config_diff(state.current_config(), config, f"revision {state.revision}",
-                           "proposed")
-        return web.json_response({"revision": state.revision, "diff": diff,
-                                  "unchanged": state.current_config() == config})
+        diff = config_diff(state.current_config(), config, f"revision {state.revision}", "proposed")
+        return web.json_response(
+            {
+                "revision": state.revision,
+                "diff": diff,
+                "unchanged": state.current_config() == config,
+            }
+        )
 
     async def history(request: web.Request) -> web.Response:
         state = node.store.state
@@ -131,8 +148,11 @@ def cluster_routes(node) -> list:
             target = int(body["revision"])
         except (ValueError, KeyError, TypeError):
             return _error(400, 'send {"revision": N}, the revision to roll back to')
-        result = await commit(node.store.rollback_config(target, _expected_revision(request),
-                                                         time.time(), request.remote or ""))
+        result = await commit(
+            node.store.rollback_config(
+                target, _expected_revision(request), time.time(), request.remote or ""
+            )
+        )
         return write_answer(result)
 
     async def diff(request: web.Request) -> web.Response:
@@ -145,8 +165,12 @@ def cluster_routes(node) -> list:
         old_entry, new_entry = state.history.get(str(old)), state.history.get(str(new))
         if new_entry is None or (old_entry is None and old != 0):
             return _error(404, "one of those revisions is not in the history")
-        text = config_diff(old_entry["config"] if old_entry else None, new_entry["config"],
-                           f"revision {old}", f"revision {new}")
+        text = config_diff(
+            old_entry["config"] if old_entry else None,
+            new_entry["config"],
+            f"revision {old}",
+            f"revision {new}",
+        )
         return web.Response(text=text, content_type="text/plain")
 
     async def node_status(request: web.Request) -> web.Response:
@@ -163,22 +187,28 @@ def cluster_routes(node) -> list:
         for (member_id, member), status in zip(members.items(), statuses, strict=True):
             entry = {"id": member_id, **member}
             if isinstance(status, dict):
-                entry.update(reachable=True, state=status["state"],
-                             applied_revision=status["applied_revision"],
-                             lag=state.revision - status["applied_revision"],
-                             term=status["term"], commit_index=status["commit_index"])
+                entry.update(
+                    reachable=True,
+                    state=status["state"],
+                    applied_revision=status["applied_revision"],
+                    lag=state.revision - status["applied_revision"],
+                    term=status["term"],
+                    commit_index=status["commit_index"],
+                )
             else:
                 entry.update(reachable=False)
             cores.append(entry)
-        return web.json_response({
-            "revision": state.revision,
-            "leader": local["leader"],
-            "term": local["term"],
-            "commit_index": local["commit_index"],
-            "has_quorum": local["has_quorum"],
-            "answered_by": node.node_id,
-            "cores": cores,
-        })
+        return web.json_response(
+            {
+                "revision": state.revision,
+                "leader": local["leader"],
+                "term": local["term"],
+                "commit_index": local["commit_index"],
+                "has_quorum": local["has_quorum"],
+                "answered_by": node.node_id,
+                "cores": cores,
+            }
+        )
 
     async def add_member(request: web.Request) -> web.Response:
         try:
@@ -205,8 +235,9 @@ def cluster_routes(node) -> list:
 
     async def backup(request: web.Request) -> web.Response:
         plain = node.store.state.to_plain()
-        return web.json_response({"format": 1, "taken_at": time.time(),
-                                  "taken_from": node.node_id, "state": plain})
+        return web.json_response(
+            {"format": 1, "taken_at": time.time(), "taken_from": node.node_id, "state": plain}
+        )
 
     async def restore(request: web.Request) -> web.Response:
         try:
@@ -237,8 +268,9 @@ def cluster_routes(node) -> list:
         web.get("/api/v1/backup", backup),
         web.post("/api/v1/restore", restore),
     ]
-    return [web.RouteDef(r.method, r.path, _translate_errors(r.handler), r.kwargs)
-            for r in handlers]
+    return [
+        web.RouteDef(r.method, r.path, _translate_errors(r.handler), r.kwargs) for r in handlers
+    ]
 
 
 class _ConfigRejected(Exception):
@@ -259,17 +291,19 @@ def _translate_errors(handler):
             return _error(400, "invalid config", errors=rejected.problems)
         except _NotCommitted as not_committed:
             failure = not_committed.failure
-            return _error(503, f"not committed: {failure.reason}",
-                          maybe_committed=failure.maybe_committed)
+            return _error(
+                503, f"not committed: {failure.reason}", maybe_committed=failure.maybe_committed
+            )
 
     return wrapped
 
 
 async def _peer_status(admin_address: str) -> dict:
     timeout = aiohttp.ClientTimeout(total=PEER_TIMEOUT)
-    async with aiohttp.ClientSession(timeout=timeout) as session, session.get(
-        f"http://{admin_address}/api/v1/node"
-    ) as response:
+    async with (
+        aiohttp.ClientSession(timeout=timeout) as session,
+        session.get(f"http://{admin_address}/api/v1/node") as response,
+    ):
         return await response.json()
 
 

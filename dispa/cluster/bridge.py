@@ -44,8 +44,11 @@ async def submit(command, *args, timeout: float = 3.0):
             if error == FAIL_REASON.SUCCESS:
                 future.set_result(result)
             else:
-                maybe = error in (FAIL_REASON.NOT_LEADER, FAIL_REASON.LEADER_CHANGED,
-                                  FAIL_REASON.UNKNOWN_OUTCOME)
+                maybe = error in (
+                    FAIL_REASON.NOT_LEADER,
+                    FAIL_REASON.LEADER_CHANGED,
+                    FAIL_REASON.UNKNOWN_OUTCOME,
+                )
                 future.set_exception(CommandFailed(FAILURES.get(error, str(error)), maybe))
 
     def on_result(result, error) -> None:  # pysyncobj's thread

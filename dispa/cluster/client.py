@@ -33,9 +33,10 @@ def _base(admin: str) -> str:
 async def _call(method: str, admin: str, path: str, **kwargs) -> tuple[int, object]:
     url = _base(admin) + path
     try:
-        async with aiohttp.ClientSession(timeout=TIMEOUT) as session, session.request(
-            method, url, **kwargs
-        ) as response:
+        async with (
+            aiohttp.ClientSession(timeout=TIMEOUT) as session,
+            session.request(method, url, **kwargs) as response,
+        ):
             if response.content_type == "application/json":
                 return response.status, await response.json()
             return response.status, await response.text()
@@ -98,16 +99,22 @@ async def status(admin: str, as_json: bool) -> int:
     if as_json:
         print(json.dumps(body, indent=2))
         return EXIT_OK
-    print(f"revision {body['revision']}  leader {body['leader']}  term {body['term']}  "
-          f"commit index {body['commit_index']}  quorum {'yes' if body['has_quorum'] else 'NO'}")
+    print(
+        f"revision {body['revision']}  leader {body['leader']}  term {body['term']}  "
+        f"commit index {body['commit_index']}  quorum {'yes' if body['has_quorum'] else 'NO'}"
+    )
     print(f"{'core':<12}{'region':<10}{'state':<11}{'applied':>8}{'lag':>5}  admin")
     for core in body["cores"]:
         if core.get("reachable"):
-            print(f"{core['id']:<12}{core['region']:<10}{core['state']:<11}"
-                  f"{core['applied_revision']:>8}{core['lag']:>5}  {core['admin']}")
+            print(
+                f"{core['id']:<12}{core['region']:<10}{core['state']:<11}"
+                f"{core['applied_revision']:>8}{core['lag']:>5}  {core['admin']}"
+            )
         else:
-            print(f"{core['id']:<12}{core['region']:<10}{'unreachable':<11}{'-':>8}{'-':>5}"
-                  f"  {core['admin']}")
+            print(
+                f"{core['id']:<12}{core['region']:<10}{'unreachable':<11}{'-':>8}{'-':>5}"
+                f"  {core['admin']}"
+            )
     return EXIT_OK
 
 
@@ -137,8 +144,10 @@ async def backup(admin: str, output: str) -> int:
     scratch.write_text(json.dumps(body))
     scratch.replace(target)
     revision = body["state"]["revision"]
-    print(f"backup of revision {revision} written to {output} "
-          f"({time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(body['taken_at']))} UTC)")
+    print(
+        f"backup of revision {revision} written to {output} "
+        f"({time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(body['taken_at']))} UTC)"
+    )
     return EXIT_OK
 
 

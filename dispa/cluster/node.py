@@ -61,20 +61,27 @@ class CoreNode:
         self.store = self._build_store(secret)
         await self.store.start()
         self.gateway = Gateway()
-        await self.gateway.apply(waiting_gateway(self.config), source="waiting for config",
-                                 revision=0)
+        await self.gateway.apply(
+            waiting_gateway(self.config), source="waiting for config", revision=0
+        )
         host, port = split_address(self.config.admin.address)
         from dispa.admin.app import start_admin
 
-        self.admin = await start_admin(LocalGatewayView(self.gateway), host, port,
-                                       cluster_routes(self))
+        self.admin = await start_admin(
+            LocalGatewayView(self.gateway), host, port, cluster_routes(self)
+        )
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self.stop)
         loop.add_signal_handler(signal.SIGINT, self.stop)
         tasks = [asyncio.create_task(self._apply_loop()), asyncio.create_task(self._register())]
         self._apply_wanted.set()  # apply whatever the journal already holds
-        log.info("core %s (%s) is up: raft %s, admin %s", self.node_id,
-                 self.config.node.region, raft.address, self.config.admin.address)
+        log.info(
+            "core %s (%s) is up: raft %s, admin %s",
+            self.node_id,
+            self.config.node.region,
+            raft.address,
+            self.config.admin.address,
+        )
         await self.stopping.wait()
         for task in tasks:
             task.cancel()
@@ -91,10 +98,17 @@ class CoreNode:
 
             return EtcdClusterStore(settings.endpoints, settings.prefix, self._on_committed)
         raft = self.config.raft
-        timings = RaftTimings(raft.election_min, raft.election_max, raft.heartbeat,
-                              raft.connection_timeout)
-        return RaftClusterStore(raft.address, list(raft.peers), self.config.node.data_dir,
-                                secret, timings, self._on_committed)
+        timings = RaftTimings(
+            raft.election_min, raft.election_max, raft.heartbeat, raft.connection_timeout
+        )
+        return RaftClusterStore(
+            raft.address,
+            list(raft.peers),
+            self.config.node.data_dir,
+            secret,
+            timings,
+            self._on_committed,
+        )
 
     def stop(self) -> None:
         if not self.stopping.is_set():
@@ -103,8 +117,11 @@ class CoreNode:
 
     async def _register(self) -> None:
         """Make this node's admin address and region known to the others (retries until done)."""
-        me = {"raft": self.config.raft.address, "admin": self.config.admin.address,
-              "region": self.config.node.region}
+        me = {
+            "raft": self.config.raft.address,
+            "admin": self.config.admin.address,
+            "region": self.config.node.region,
+        }
         while True:
             if self.store.state.members.get(self.node_id) == me:
                 return
@@ -135,13 +152,13 @@ class CoreNode:
     async def _apply(self, revision: int, shared: dict) -> None:
         try:
             gateway_config = gateway_for_node(self.config, SharedConfig.model_validate(shared))
-            await self.gateway.apply(gateway_config, source=f"cluster revision {revision}",
-                                     revision=revision)
+            await self.gateway.apply(
+                gateway_config, source=f"cluster revision {revision}", revision=revision
+            )
         except (ValidationError, ListenError) as error:
             # Validated before it was committed, so this is rare (e.g. a port taken here).
             self.apply_errors[revision] = str(error).splitlines()[0]
-            log.error("cannot apply cluster revision %d on %s: %s", revision, self.node_id,
-                      error)
+            log.error("cannot apply cluster revision %d on %s: %s", revision, self.node_id, error)
             return
         self.applied_revision = revision
         self.applied_at = time.time()

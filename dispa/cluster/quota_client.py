@@ -69,8 +69,11 @@ class LeasedQuota:
             slot = self._new_slot(limit_name, key, start)
         if slot.tokens > 0:
             slot.tokens -= 1
-            if (not slot.pending and not slot.exhausted
-                    and slot.tokens <= slot.last_grant * REFILL_AT):
+            if (
+                not slot.pending
+                and not slot.exhausted
+                and slot.tokens <= slot.last_grant * REFILL_AT
+            ):
                 self._lease(limit_name, key, slot, limit, window, now)
             self.log.count(limit_name, start, True)
             return True
@@ -95,8 +98,9 @@ class LeasedQuota:
 
     # ------------------------------------------------------------------ leasing
 
-    def _lease(self, limit_name: str, key: str, slot: _Slot, limit: int, window: float,
-               now: float) -> None:
+    def _lease(
+        self, limit_name: str, key: str, slot: _Slot, limit: int, window: float, now: float
+    ) -> None:
         nodes = max(1, self.cluster_size())
         if slot.last_grant:
             want = slot.last_grant * 2  # demand outran the last slice: ask for more
@@ -112,12 +116,16 @@ class LeasedQuota:
 
     async def _request(self, limit_name, key, slot: _Slot, want, limit, window, now) -> None:
         try:
-            result = await self.store.lease_quota(limit_name, key, self.node_id, want, limit,
-                                                  window, now)
+            result = await self.store.lease_quota(
+                limit_name, key, self.node_id, want, limit, window, now
+            )
         except CommandFailed as failure:
             if self.fallback_until < time.monotonic():
-                log.warning("cannot lease rate-limit quota (%s): falling back to the limit "
-                            "divided by the cluster size", failure.reason)
+                log.warning(
+                    "cannot lease rate-limit quota (%s): falling back to the limit "
+                    "divided by the cluster size",
+                    failure.reason,
+                )
             self.fallback_until = time.monotonic() + FALLBACK_HOLD
             return
         finally:

@@ -52,8 +52,13 @@ def _total(method):
 class RaftTimings:
     """Raft timeouts. See docs/operator-guide.md for the measured trade-off."""
 
-    def __init__(self, election_min: float = 0.25, election_max: float = 0.5,
-                 heartbeat: float = 0.05, connection_timeout: float = 1.5) -> None:
+    def __init__(
+        self,
+        election_min: float = 0.25,
+        election_max: float = 0.5,
+        heartbeat: float = 0.05,
+        connection_timeout: float = 1.5,
+    ) -> None:
         self.election_min = election_min
         self.election_max = election_max
         self.heartbeat = heartbeat
@@ -61,8 +66,15 @@ class RaftTimings:
 
 
 class RaftStore(SyncObj):
-    def __init__(self, self_address: str, partners: list[str], data_dir: str, secret: str,
-                 timings: RaftTimings | None = None, on_applied=None) -> None:
+    def __init__(
+        self,
+        self_address: str,
+        partners: list[str],
+        data_dir: str,
+        secret: str,
+        timings: RaftTimings | None = None,
+        on_applied=None,
+    ) -> None:
         if not secret:
             raise ValueError("a cluster secret is required")
         timings = timings or RaftTimings()
@@ -145,8 +157,9 @@ class RaftStore(SyncObj):
         restored.revision = max(restored.revision, current_revision)
         self.state = restored
         if restored_config is not None:
-            result = self.state.put_config(restored_config, None, 0.0, "restore",
-                                           "restored from backup")
+            result = self.state.put_config(
+                restored_config, None, 0.0, "restore", "restored from backup"
+            )
             return self._applied(result)
         return {"ok": True, "revision": self.state.revision}
 

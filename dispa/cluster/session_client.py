@@ -38,8 +38,7 @@ class ReplicatedSessions:
             return entry[0]
         return None
 
-    def remember(self, upstream: str, session: str, address: str, ttl: float,
-                 now: float) -> None:
+    def remember(self, upstream: str, session: str, address: str, ttl: float, now: float) -> None:
         if len(self.recent) > 10_000:
             self.recent = {k: v for k, v in self.recent.items() if v[1] > now}
         self.recent[(upstream, session)] = (address, now + min(ttl, LOCAL_GRACE))

@@ -41,8 +41,14 @@ class ClusterState:
 
     # ------------------------------------------------------------------ config
 
-    def put_config(self, config: dict, expected_revision: int | None, now: float,
-                   author: str = "", note: str = "") -> dict:
+    def put_config(
+        self,
+        config: dict,
+        expected_revision: int | None,
+        now: float,
+        author: str = "",
+        note: str = "",
+    ) -> dict:
         """Store a new config revision; compare-and-set when ``expected_revision`` is given."""
         if not isinstance(config, dict):
             return _refuse("config must be a mapping")
@@ -61,14 +67,20 @@ class ClusterState:
         self._trim_history()
         return {"ok": True, "revision": self.revision}
 
-    def rollback(self, to_revision: int, expected_revision: int | None, now: float,
-                 author: str = "") -> dict:
+    def rollback(
+        self, to_revision: int, expected_revision: int | None, now: float, author: str = ""
+    ) -> dict:
         """A new revision whose config is that of an earlier one (history is never rewritten)."""
         target = self.history.get(str(to_revision))
         if target is None:
             return _refuse("unknown revision", revision=self.revision)
-        return self.put_config(target["config"], expected_revision, now, author,
-                               note=f"rollback to revision {to_revision}")
+        return self.put_config(
+            target["config"],
+            expected_revision,
+            now,
+            author,
+            note=f"rollback to revision {to_revision}",
+        )
 
     def current_config(self) -> dict | None:
         entry = self.history.get(str(self.revision))
@@ -94,8 +106,9 @@ class ClusterState:
 
     # ------------------------------------------------------------------ quota ledger
 
-    def lease_quota(self, limit_name: str, key: str, node: str, want: int, limit: int,
-                    window: float, now: float) -> dict:
+    def lease_quota(
+        self, limit_name: str, key: str, node: str, want: int, limit: int, window: float, now: float
+    ) -> dict:
         """Grant ``node`` up to ``want`` tokens of the current window of ``limit``.
 
         Windows are aligned to multiples of ``window`` seconds from the epoch, so every core
@@ -116,8 +129,9 @@ class ClusterState:
         self._forget_old_windows(now, window)
         return {"ok": True, "granted": grant, "window": start, "outstanding": granted_total + grant}
 
-    def return_quota(self, limit_name: str, key: str, node: str, tokens: int,
-                     window_start: float) -> dict:
+    def return_quota(
+        self, limit_name: str, key: str, node: str, tokens: int, window_start: float
+    ) -> dict:
         """Give back unspent tokens of a window, so other nodes may lease them."""
         entry = self.quota.get(f"{limit_name}\x00{key}")
         if entry is None or entry["window"] != window_start or tokens <= 0:
@@ -137,8 +151,9 @@ class ClusterState:
 
     # ------------------------------------------------------------------ sticky sessions
 
-    def put_session(self, upstream: str, session: str, endpoint: str, ttl: float,
-                    now: float) -> dict:
+    def put_session(
+        self, upstream: str, session: str, endpoint: str, ttl: float, now: float
+    ) -> dict:
         if ttl <= 0 or not session:
             return _refuse("bad session")
         self.sessions[f"{upstream}\x00{session}"] = [str(endpoint), float(now) + float(ttl)]
