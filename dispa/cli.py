@@ -51,44 +51,58 @@ def build_parser() -> argparse.ArgumentParser:
 
     apply = commands.add_parser("apply", help="apply a shared gateway config to a cluster")
     apply.add_argument("-f", "--file", required=True, help="the shared config (YAML or JSON)")
-    apply.add_argument("--admin", default=default_admin, required=default_admin is None,
-                       help=admin_help)
+    apply.add_argument(
+        "--admin", default=default_admin, required=default_admin is None, help=admin_help
+    )
     apply.add_argument("--dry-run", action="store_true", help="show the diff, apply nothing")
-    apply.add_argument("--if-revision", type=int,
-                       help="apply only if the cluster is still at this revision")
+    apply.add_argument(
+        "--if-revision", type=int, help="apply only if the cluster is still at this revision"
+    )
 
     status = commands.add_parser("status", help="show the cluster: leader, cores, revisions")
-    status.add_argument("--admin", default=default_admin, required=default_admin is None,
-                        help=admin_help)
+    status.add_argument(
+        "--admin", default=default_admin, required=default_admin is None, help=admin_help
+    )
     status.add_argument("--json", action="store_true", help="print the raw JSON")
 
     members = commands.add_parser("members", help="add or remove a core at run time")
     member_commands = members.add_subparsers(dest="member_command", metavar="add|remove")
     member_commands.required = True
     add = member_commands.add_parser("add", help="add a core to the cluster")
-    add.add_argument("--admin", default=default_admin, required=default_admin is None,
-                     help=admin_help)
+    add.add_argument(
+        "--admin", default=default_admin, required=default_admin is None, help=admin_help
+    )
     add.add_argument("--id", required=True, help="the new core's node id")
     add.add_argument("--raft", required=True, help="the new core's Raft address host:port")
     add.add_argument("--core-admin", required=True, help="the new core's admin address")
     add.add_argument("--region", default="default", help="the new core's region")
     remove = member_commands.add_parser("remove", help="remove a core from the cluster")
-    remove.add_argument("--admin", default=default_admin, required=default_admin is None,
-                        help=admin_help)
+    remove.add_argument(
+        "--admin", default=default_admin, required=default_admin is None, help=admin_help
+    )
     remove.add_argument("--id", required=True, help="the node id of the core to remove")
 
     backup = commands.add_parser("backup", help="write the whole cluster state to a file")
-    backup.add_argument("--admin", default=default_admin, required=default_admin is None,
-                        help=admin_help)
+    backup.add_argument(
+        "--admin", default=default_admin, required=default_admin is None, help=admin_help
+    )
     backup.add_argument("-o", "--output", required=True, help="the backup file to write")
 
     restore = commands.add_parser("restore", help="restore a backup into a running cluster")
-    restore.add_argument("--admin", default=default_admin, required=default_admin is None,
-                         help=admin_help)
+    restore.add_argument(
+        "--admin", default=default_admin, required=default_admin is None, help=admin_help
+    )
     restore.add_argument("-i", "--input", required=True, help="the backup file to read")
 
-    demo = commands.add_parser("demo", help="start a gateway with demo upstreams on loopback")
-    demo.add_argument("--port", type=int, default=8080, help="gateway port (default: 8080)")
+    demo = commands.add_parser(
+        "demo", help="start a local 3-core cluster with demo upstreams on loopback"
+    )
+    demo.add_argument(
+        "--single", action="store_true", help="one gateway instead of a cluster (listens on --port)"
+    )
+    demo.add_argument(
+        "--port", type=int, default=8080, help="gateway port with --single (default: 8080)"
+    )
     return parser
 
 
@@ -195,10 +209,14 @@ def cmd_restore(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from dispa.runtime.demo import run_demo
-
     _use_uvloop()
-    return asyncio.run(run_demo(args.port))
+    if args.single:
+        from dispa.runtime.demo import run_demo
+
+        return asyncio.run(run_demo(args.port))
+    from dispa.runtime.cluster_demo import run_cluster_demo
+
+    return asyncio.run(run_cluster_demo())
 
 
 def _use_uvloop() -> None:
