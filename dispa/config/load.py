@@ -60,6 +60,10 @@ def load_file(path: str | Path) -> Gateway:
         text = path.read_text()
     except OSError as exc:
         raise ConfigError([f"cannot read the config file: {exc.strerror}"], str(path)) from None
+    except UnicodeDecodeError as exc:  # a binary file, or another encoding: not a crash
+        raise ConfigError(
+            [f"the config file is not UTF-8 text (byte {exc.start}: {exc.reason})"], str(path)
+        ) from None
     return load_text(text, str(path))
 
 
@@ -108,3 +112,29 @@ def _clean_location(location: tuple) -> list[object]:
             continue
         cleaned.append(part)
     return cleaned
+
+
+def build_model(model, data: dict, source: str = "", cross_checks=None):
+    """Any config model from plain data, with every problem reported by path.
+
+    ``cross_checks`` takes the built model and returns further problems (names that
+    must exist, be unique); the gateway's own checks are used by ``build_gateway``.
+    """
+    try:
+        built = model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc) + raw_reference_problems(data), source) from None
+    problems = cross_checks(built) if cross_checks is not None else []
+    if problems:
+        raise ConfigError(problems, source)
+    return built
+
+
+def load_model_file(model, path: str | Path, cross_checks=None):
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ConfigError([f"cannot read the config file: {reason}"], str(path)) from None
+    return build_model(model, parse_text(text, str(path)), str(path), cross_checks)

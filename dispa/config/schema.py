@@ -10,7 +10,15 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from dispa.config.units import Duration, Size
 
@@ -33,7 +41,9 @@ class Strict(BaseModel):
 
 def _check_address(value: str) -> str:
     host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+    # An IPv6 host must be bracketed: unbracketed, "::1" would read as host ":" and port 1.
+    bad_ipv6 = ":" in host and not (host.startswith("[") and host.endswith("]"))
+    if not sep or not host or bad_ipv6 or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError(f"'{value}' is not an address; write it as host:port, like 127.0.0.1:8080")
     return value
 
@@ -186,11 +196,17 @@ class Upstream(Strict):
     timeouts: Timeouts = Timeouts()
     pool: Pool = Pool()
 
-    @model_validator(mode="after")
-    def _hash_needs_hashing_policy(self) -> Upstream:
-        if self.hash is not None and self.lb not in ("ring_hash", "maglev"):
-            raise ValueError(f"'hash' applies only to lb ring_hash or maglev, not {self.lb}")
-        return self
+    # A field validator (not a model one) so the problem is reported even when another field
+    # of the same upstream is wrong: pydantic skips "after" model validators in that case.
+    @field_validator("hash")
+    @classmethod
+    def _hash_needs_hashing_policy(
+        cls, value: HashPolicy | None, info: ValidationInfo
+    ) -> HashPolicy | None:
+        lb = info.data.get("lb")
+        if value is not None and lb is not None and lb not in ("ring_hash", "maglev"):
+            raise ValueError(f"'hash' applies only to lb ring_hash or maglev, not {lb}")
+        return value
 
 
 # ---------------------------------------------------------------- filters
@@ -239,13 +255,15 @@ class HeaderMatch(Strict):
         if len(kinds) != 1:
             raise ValueError("give exactly one of exact, regex or present")
         if self.regex is not None:
-            _check_regex(self.regex)
+            # The router matches header values as bytes, so the pattern must compile as bytes
+            # too ("(?u)" or "\\u00e9" compile as str only and would fail at snapshot time).
+            _check_regex(self.regex, as_bytes=True)
         return self
 
 
-def _check_regex(pattern: str) -> None:
+def _check_regex(pattern: str, as_bytes: bool = False) -> None:
     try:
-        re.compile(pattern)
+        re.compile(pattern.encode() if as_bytes else pattern)
     except re.error as exc:
         raise ValueError(f"bad regular expression '{pattern}': {exc}") from None
 
@@ -271,7 +289,9 @@ class Match(Strict):
             if path is not None and not path.startswith("/"):
                 raise ValueError(f"path '{path}' must start with /")
         host = self.host
-        if host != "*" and "*" in host and not (host.startswith("*.") and "*" not in host[2:]):
+        # "*." alone would match every host ending in a dot: a wildcard needs a suffix.
+        wildcard_ok = host.startswith("*.") and len(host) > 2 and "*" not in host[2:]
+        if host != "*" and "*" in host and not wildcard_ok:
             raise ValueError(f"host '{host}' may use * only as a leading '*.' label, or be '*'")
         return self
 

@@ -6,6 +6,7 @@ sees strings.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated
 
@@ -33,37 +34,44 @@ _SIZE_BYTES = {
 
 def parse_duration(value: object) -> float:
     """Seconds from ``"250ms"``, ``"1s"``, ``"5m"``, ``"1h"``, ``"1d"`` or a bare number."""
+    # Every message names the bad value, whatever its type (a list, a bool, nan).
+    bad = f"'{value}' is not a duration; write it like 250ms, 1s, 5m or 1h"
     if isinstance(value, bool):
-        raise ValueError("expected a duration such as 250ms, 1s or 5m")
+        raise ValueError(bad)
     if isinstance(value, int | float):
         seconds = float(value)
     elif isinstance(value, str):
         match = _DURATION.match(value)
         if not match:
-            raise ValueError(f"'{value}' is not a duration; write it like 250ms, 1s, 5m or 1h")
+            raise ValueError(bad)
         seconds = float(match.group(1)) * _DURATION_SECONDS[match.group(2)]
     else:
-        raise ValueError("expected a duration such as 250ms, 1s or 5m")
+        raise ValueError(bad)
+    # YAML's .nan and .inf are floats too; a timer cannot be armed with them.
+    if not math.isfinite(seconds):
+        raise ValueError(bad)
     if seconds < 0:
-        raise ValueError("a duration cannot be negative")
+        raise ValueError(f"'{value}': a duration cannot be negative")
     return seconds
 
 
 def parse_size(value: object) -> int:
     """Bytes from ``"64KiB"``, ``"1MiB"``, ``"1GB"`` or a bare integer."""
+    # Every message names the bad value, whatever its type (a float, a list, a bool).
+    bad = f"'{value}' is not a size; write it like 8192, 64KiB, 10MiB or 1GiB"
     if isinstance(value, bool):
-        raise ValueError("expected a size such as 64KiB or 1MiB")
+        raise ValueError(bad)
     if isinstance(value, int):
         size = value
     elif isinstance(value, str):
         match = _SIZE.match(value)
         if not match:
-            raise ValueError(f"'{value}' is not a size; write it like 8192, 64KiB, 10MiB or 1GiB")
+            raise ValueError(bad)
         size = int(match.group(1)) * _SIZE_BYTES[match.group(2)]
     else:
-        raise ValueError("expected a size such as 64KiB or 1MiB")
+        raise ValueError(bad)
     if size < 0:
-        raise ValueError("a size cannot be negative")
+        raise ValueError(f"'{value}': a size cannot be negative")
     return size
 
 

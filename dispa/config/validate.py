@@ -9,10 +9,10 @@ from dispa.config.schema import Gateway
 
 def cross_check(gateway: Gateway) -> list[str]:
     problems: list[str] = []
-    problems += _unique(gateway.listeners, "listeners", "name")
-    problems += _unique(gateway.listeners, "listeners", "address")
-    problems += _unique(gateway.upstreams, "upstreams", "name")
-    problems += _unique([r for r in gateway.routes if r.name], "routes", "name")
+    problems += _unique(_values(gateway.listeners, "name"), "listeners", "name")
+    problems += _unique(_listen_addresses(gateway.listeners), "listeners", "address")
+    problems += _unique(_values(gateway.upstreams, "name"), "upstreams", "name")
+    problems += _unique(_values(gateway.routes, "name"), "routes", "name")
     known = {u.name for u in gateway.upstreams}
     for index, route in enumerate(gateway.routes):
         if route.upstream is not None and route.upstream not in known:
@@ -37,10 +37,25 @@ def cross_check(gateway: Gateway) -> list[str]:
     return problems
 
 
-def _unique(items, section: str, field: str) -> list[str]:
-    positions: dict[object, list[int]] = {}
+def _values(items, field: str) -> list[tuple[int, object]]:
+    """(index, value) of a field in a section, for models or raw mappings; unset ones skipped."""
+    pairs = []
     for index, item in enumerate(items):
-        positions.setdefault(getattr(item, field), []).append(index)
+        value = item.get(field) if isinstance(item, dict) else getattr(item, field, None)
+        if isinstance(value, str):
+            pairs.append((index, value))
+    return pairs
+
+
+def _listen_addresses(listeners) -> list[tuple[int, object]]:
+    # Port 0 asks the kernel for a free port: several listeners may say so (tests do).
+    return [(i, a) for i, a in _values(listeners, "address") if not a.endswith(":0")]
+
+
+def _unique(pairs: list[tuple[int, object]], section: str, field: str) -> list[str]:
+    positions: dict[object, list[int]] = {}
+    for index, value in pairs:
+        positions.setdefault(value, []).append(index)
     return [
         f"{section}[{where[1]}].{field}: '{value}' is already used by {section}[{where[0]}]"
         for value, where in positions.items()
@@ -49,13 +64,23 @@ def _unique(items, section: str, field: str) -> list[str]:
 
 
 def raw_reference_problems(data: dict) -> list[str]:
-    """Unknown-upstream errors from unvalidated data, so they show beside shape errors."""
-    upstreams = data.get("upstreams")
+    """Cross-section errors from unvalidated data, so they show beside shape errors.
+
+    Duplicate names and unknown upstreams are independent of shape errors elsewhere, and
+    every problem is reported at once: the user should not have to fix the file twice.
+    """
+    problems = []
+    sections = {key: data.get(key) for key in ("listeners", "upstreams", "routes")}
+    sections = {key: value if isinstance(value, list) else [] for key, value in sections.items()}
+    problems += _unique(_values(sections["listeners"], "name"), "listeners", "name")
+    problems += _unique(_listen_addresses(sections["listeners"]), "listeners", "address")
+    problems += _unique(_values(sections["upstreams"], "name"), "upstreams", "name")
+    problems += _unique(_values(sections["routes"], "name"), "routes", "name")
+    upstreams = data.get("upstreams", [])  # no section at all: no upstream is known
     routes = data.get("routes")
     if not isinstance(upstreams, list) or not isinstance(routes, list):
-        return []
+        return problems
     known = {u.get("name") for u in upstreams if isinstance(u, dict)}
-    problems = []
     for index, route in enumerate(routes):
         name = route.get("upstream") if isinstance(route, dict) else None
         if isinstance(name, str) and name not in known:

@@ -31,7 +31,9 @@ class RequestParser:
         "_body_bytes",
         "_events",
         "_head_bytes",
+        "_head_spill",
         "_headers",
+        "_in_head",
         "_max_body",
         "_max_head",
         "_parser",
@@ -49,12 +51,22 @@ class RequestParser:
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._head_bytes = 0
+        self._head_spill = 0
+        self._in_head = False
         self._body_bytes = 0
         self.in_message = False  # a request has begun and not yet ended
 
     def feed(self, data: bytes) -> list:
+        head_of = self._stream_id if self._in_head else None
         try:
             self._parser.feed_data(data)
+            # httptools holds a header line until it ends, unseen by on_header, so a header
+            # line that never ends would grow without bound. Count whole reads that a head
+            # spans, and refuse once they alone exceed the limit.
+            if self._in_head and head_of == self._stream_id:
+                self._head_spill += len(data)
+                if self._head_spill > self._max_head:
+                    raise ProtocolError(431, "request header too large")
         except ProtocolError:
             raise
         except httptools.HttpParserUpgrade:
@@ -74,6 +86,8 @@ class RequestParser:
         self._url = b""
         self._headers = []
         self._head_bytes = 0
+        self._head_spill = 0
+        self._in_head = True
         self._body_bytes = 0
         self.in_message = True
 
@@ -91,6 +105,7 @@ class RequestParser:
             raise ProtocolError(431, "request header too large")
 
     def on_headers_complete(self) -> None:
+        self._in_head = False
         parser = self._parser
         url = self._url
         query_at = url.find(b"?")
@@ -98,14 +113,19 @@ class RequestParser:
             raw_path, query = url[:query_at], url[query_at:]
         else:
             raw_path, query = url, b""
+        authority = None
         if not raw_path.startswith(b"/"):
-            raw_path = _origin_form_path(raw_path)
-        host = ""
+            raw_path, authority = _origin_form_path(raw_path)
+        host = None
         content_length = None
         chunked = False
         for name, value in self._headers:
             length = len(name)
             if length == 4 and name.lower() == b"host":
+                # RFC 9112 3.2: two Host fields are a 400; else the router could follow one
+                # and the upstream the other.
+                if host is not None:
+                    raise ProtocolError(400, "more than one host header")
                 host = _host_only(value)
             elif length == 14 and name.lower() == b"content-length":
                 try:
@@ -114,6 +134,13 @@ class RequestParser:
                     raise ProtocolError(400, "bad content-length") from None
             elif length == 17 and name.lower() == b"transfer-encoding":
                 chunked = b"chunked" in value.lower()
+        if host is None:
+            if parser.get_http_version() != "1.0":
+                raise ProtocolError(400, "missing host header")  # RFC 9112 3.2: MUST be 400
+            host = ""
+        if authority is not None:
+            # RFC 9112 3.2.2: an absolute-form target's authority wins over the Host header.
+            host = _host_only(authority)
         if content_length is not None and self._max_body and content_length > self._max_body:
             raise ProtocolError(413, "request body too large")
         self._events.append(
@@ -232,10 +259,15 @@ def _host_only(value: bytes) -> str:
     return host[:colon] if colon >= 0 else host
 
 
-def _origin_form_path(raw: bytes) -> bytes:
-    """Absolute-form targets (``http://host/path``) route by their path; ``*`` stays as is."""
+def _origin_form_path(raw: bytes) -> tuple[bytes, bytes | None]:
+    """Absolute-form targets (``http://host/path``) route by their path; ``*`` stays as is.
+
+    Returns the path and the authority (host[:port], without userinfo), None if there is none.
+    """
     scheme_end = raw.find(b"://")
     if scheme_end < 0:
-        return raw
+        return raw, None
     slash = raw.find(b"/", scheme_end + 3)
-    return raw[slash:] if slash >= 0 else b"/"
+    authority = raw[scheme_end + 3 : slash] if slash >= 0 else raw[scheme_end + 3 :]
+    authority = authority.rpartition(b"@")[2]
+    return (raw[slash:] if slash >= 0 else b"/"), authority

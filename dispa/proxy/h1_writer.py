@@ -126,6 +126,9 @@ def response_head(
 
 
 def chunk(data: bytes) -> bytes:
+    # An empty chunk would be "0\r\n\r\n", the last-chunk: it would end the body early.
+    if not data:
+        return b""
     return b"%x\r\n%b\r\n" % (len(data), data)
 
 

@@ -38,7 +38,9 @@ class RouteRuntime:
         self.response_filters = tuple(h for f in filters if (h := f.handler("on_response")))
         self.log_filters = tuple(h for f in filters if (h := f.handler("on_log")))
         self.prefix = config.match.path_prefix
-        self.prefix_rewrite = config.prefix_rewrite.encode() if config.prefix_rewrite else None
+        # "" is a rewrite too (strip the prefix), so test for None, not for truth.
+        rewrite = config.prefix_rewrite
+        self.prefix_rewrite = rewrite.encode() if rewrite is not None else None
         self.timeout = config.timeout
         self.redirect = config.redirect
         self.direct_reply = None
@@ -52,6 +54,15 @@ class RouteRuntime:
     def rewrite_target(self, target: bytes) -> bytes:
         """Replace the matched path prefix, keeping the rest of the path and the query."""
         prefix = self.prefix.encode()
+        if not target.startswith(b"/"):
+            # Absolute-form (http://host/path?q): the matched prefix begins at the path.
+            authority_at = target.find(b"://") + 3
+            path_at = target.find(b"/", authority_at) if authority_at >= 3 else 0
+            if path_at < 0:  # no path at all: "http://host" or "http://host?q"
+                query_at = target.find(b"?")
+                target = b"/" + (target[query_at:] if query_at >= 0 else b"")
+            else:
+                target = target[path_at:]
         rest = target[len(prefix) :]
         rewritten = self.prefix_rewrite + rest
         return rewritten if rewritten.startswith(b"/") else b"/" + rewritten

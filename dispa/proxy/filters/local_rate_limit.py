@@ -53,7 +53,14 @@ class LocalRateLimit(Filter):
         return error_reply(429, RATE_LIMITED, ((b"retry-after", retry_after),))
 
     def _sweep(self, now: float) -> None:
-        self.buckets = {k: b for k, b in self.buckets.items() if not b.full_at(now)}
+        buckets = {k: b for k, b in self.buckets.items() if not b.full_at(now)}
+        # A flood of distinct keys faster than buckets refill leaves none full: forget the
+        # least recently used half too. Else the table grows without bound and every new key
+        # pays for a sweep of all of it. A forgotten key starts again with a full bucket.
+        if len(buckets) > _SWEEP_AT // 2:
+            recent = sorted(buckets.items(), key=lambda item: item[1].updated)
+            buckets = dict(recent[len(buckets) - _SWEEP_AT // 2 :])
+        self.buckets = buckets
 
 
 def _header(headers, lower_name: bytes):
