@@ -40,11 +40,12 @@ access_log: {{enabled: false}}
 
 TRY = """\
 Dispa demo is running. Try:
-  curl -i http://127.0.0.1:{port}/                 # smooth weighted round robin over two upstreams (2:1)
+  curl -i http://127.0.0.1:{port}/                 # weighted round robin over two upstreams (2:1)
   curl -i http://127.0.0.1:{port}/hello            # a direct response from the gateway
   curl -i http://127.0.0.1:{port}/old/page         # a redirect with prefix rewrite
-  for i in 1 2 3 4; do curl -s -o /dev/null -w '%{{http_code}}\\n' http://127.0.0.1:{port}/limited; done
-                                                   # local rate limit: 200 200 429 429
+  # local rate limit, 2 per second: prints 200 200 429 429
+  for i in 1 2 3 4; do curl -s -o /dev/null -w '%{{http_code}}\\n' \\
+    http://127.0.0.1:{port}/limited; done
   curl -s http://127.0.0.1:{admin}/api/v1/upstreams  # endpoints and their health
   curl -s http://127.0.0.1:{admin}/metrics | grep dispa_requests_total
 Config: {config}  (edit it and the gateway reloads; Ctrl-C stops everything)
