@@ -157,9 +157,15 @@ class Gateway:
             return
         request = ctx.request
         endpoint = ctx.endpoint
+        now = time.monotonic()
+        # Fix (integration tests): "time" is documented (observe/access_log.py) as the UTC
+        # time the request head arrived, with milliseconds; it was the log time in seconds.
+        arrived = time.time() - (now - ctx.started)
+        millis = int(arrived * 1000) % 1000
         access_log.write(
             {
-                "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(arrived))
+                + f".{millis:03d}Z",
                 "request_id": ctx.request_id,
                 "client": f"{ctx.client_ip}:{ctx.client_port}",
                 "method": request.method,
@@ -169,7 +175,7 @@ class Gateway:
                 "route": ctx.route_name or None,
                 "upstream": ctx.upstream_name or None,
                 "endpoint": endpoint.address if endpoint is not None else None,
-                "duration_ms": round((time.monotonic() - ctx.started) * 1000, 3),
+                "duration_ms": round((now - ctx.started) * 1000, 3),
                 "bytes_in": ctx.bytes_in,
                 "bytes_out": ctx.bytes_out,
                 "reason": ctx.reason,
