@@ -20,6 +20,7 @@ from dispa.proxy.retry_policy import may_retry, retry_condition_for_status
 
 log = logging.getLogger("dispa.exchange")
 
+NO_DEADLINE = float("inf")
 # Request bodies up to this size are kept so that a failed try can be replayed.
 REPLAY_LIMIT = 64 * 1024
 # Body bytes held while no upstream connection is ready yet; past this the client pauses.
@@ -32,20 +33,20 @@ class Exchange:
         "_body_copy",
         "_close_delimited",
         "_connect_task",
+        "_deadline_kind",
         "_endpoint_held",
         "_failed_endpoint",
         "_head",
         "_holding_retry",
-        "_idle_timer",
         "_last_activity",
         "_pending",
         "_pending_bytes",
         "_replayable",
-        "_response_timer",
         "_retrying",
         "_upstream_write_paused",
         "conn",
         "ctx",
+        "deadline",
         "downstream",
         "finished",
         "gateway",
@@ -78,8 +79,10 @@ class Exchange:
         self._replayable = True
         self._body_chunked = request.has_body and request.content_length is None
         self._connect_task = None
-        self._response_timer = None
-        self._idle_timer = None
+        # One deadline at a time (response head, then stream idleness), checked by the
+        # gateway's ticker: no timer object is made or cancelled per request.
+        self.deadline = NO_DEADLINE
+        self._deadline_kind = ""
         self._last_activity = 0.0
         self._failed_endpoint = None
         self._retrying = False
@@ -441,21 +444,31 @@ class Exchange:
 
     # ================================================================ timers
 
+    def check_deadline(self, now: float) -> None:
+        """Called by the gateway's ticker once ``deadline`` has passed."""
+        kind = self._deadline_kind
+        self.deadline = NO_DEADLINE
+        self._deadline_kind = ""
+        if kind == "response":
+            self._on_response_timeout()
+        elif kind == "idle":
+            self._on_idle_check(now)
+
     def _arm_response_timer(self) -> None:
         upstream = self.upstream
         timeout = self.route.timeout or upstream.config.timeouts.response
         per_try = upstream.config.retry.per_try_timeout
         if per_try is not None and per_try < timeout:
             timeout = per_try
-        self._response_timer = self.gateway.loop.call_later(timeout, self._on_response_timeout)
+        self.deadline = time.monotonic() + timeout
+        self._deadline_kind = "response"
 
     def _cancel_response_timer(self) -> None:
-        if self._response_timer is not None:
-            self._response_timer.cancel()
-            self._response_timer = None
+        if self._deadline_kind == "response":
+            self.deadline = NO_DEADLINE
+            self._deadline_kind = ""
 
     def _on_response_timeout(self) -> None:
-        self._response_timer = None
         if self.finished or self.response_started:
             return
         endpoint = self.ctx.endpoint
@@ -470,23 +483,23 @@ class Exchange:
         self.reply(error_reply(504, reasons.UPSTREAM_TIMEOUT))
 
     def _arm_idle_timer(self) -> None:
-        idle = self.upstream.config.timeouts.idle
-        self._idle_timer = self.gateway.loop.call_later(idle, self._on_idle_check)
+        self.deadline = time.monotonic() + self.upstream.config.timeouts.idle
+        self._deadline_kind = "idle"
 
     def _cancel_idle_timer(self) -> None:
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
-            self._idle_timer = None
+        if self._deadline_kind == "idle":
+            self.deadline = NO_DEADLINE
+            self._deadline_kind = ""
 
-    def _on_idle_check(self) -> None:
-        # Re-armed lazily: streaming does not touch a timer per chunk, only a timestamp.
-        self._idle_timer = None
+    def _on_idle_check(self, now: float) -> None:
+        # Re-armed lazily: streaming does not touch the deadline per chunk, only a timestamp.
         if self.finished or self.response_done:
             return
         idle = self.upstream.config.timeouts.idle
-        quiet_for = time.monotonic() - self._last_activity
+        quiet_for = now - self._last_activity
         if quiet_for < idle:
-            self._idle_timer = self.gateway.loop.call_later(idle - quiet_for, self._on_idle_check)
+            self.deadline = now + (idle - quiet_for)
+            self._deadline_kind = "idle"
             return
         self.ctx.reason = reasons.UPSTREAM_TIMEOUT
         self._drop_connection()

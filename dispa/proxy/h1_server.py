@@ -16,7 +16,7 @@ from collections import deque
 from dispa.proxy import local_reply as reasons
 from dispa.proxy.context import RequestContext
 from dispa.proxy.events import Data, Request
-from dispa.proxy.exchange import Exchange
+from dispa.proxy.exchange import NO_DEADLINE, Exchange
 from dispa.proxy.h1_parser import ProtocolError, RequestParser, UpgradeRequested
 from dispa.proxy.h1_writer import LAST_CHUNK, chunk, response_head
 from dispa.proxy.local_reply import error_reply, reason_phrase
@@ -43,11 +43,13 @@ class H1ServerConnection(asyncio.Protocol):
         self.queue: deque = deque()
         self.queued_bytes = 0
         self.paused_for: set[str] = set()
+        self.pending_head: bytes | None = None
         self.keep_alive = True
         self.closing = False
         self.requests_served = 0
-        self.timer: asyncio.TimerHandle | None = None
-        self.timer_deadline = 0.0
+        # The client-side timeout in force (header, body or idle), checked by the gateway's
+        # ticker: arming one is an assignment, not a timer object per request.
+        self.deadline = NO_DEADLINE
         self.timer_reason = ""
         self.response_chunked = False
         self.response_head_only = False
@@ -151,7 +153,12 @@ class H1ServerConnection(asyncio.Protocol):
             self.pause_reading("queue")
         elif "queue" in self.paused_for:
             self.resume_reading("queue")
-        if self.exchange is None and not self.closing and not queue and self.timer is None:
+        if (
+            self.exchange is None
+            and not self.closing
+            and not queue
+            and self.deadline == NO_DEADLINE
+        ):
             self._arm_timer(self.limits.idle_timeout, "idle")
 
     def _start(self, request: Request) -> None:
@@ -200,25 +207,44 @@ class H1ServerConnection(asyncio.Protocol):
         self.response_chunked = chunked
         if self.gateway.draining:
             keep_alive = self.keep_alive = False
-        self.transport.write(
-            response_head(
-                status,
-                reason,
-                headers,
-                content_length=content_length,
-                chunked=chunked,
-                keep_alive=keep_alive,
-            )
+        # Held back until the first body bytes (or flush): head and body leave in one write,
+        # so a small response costs one syscall and one packet instead of two.
+        self.pending_head = response_head(
+            status,
+            reason,
+            headers,
+            content_length=content_length,
+            chunked=chunked,
+            keep_alive=keep_alive,
         )
 
     def send_body(self, data: bytes) -> None:
         if self.response_head_only or not data:
             return
-        self.transport.write(chunk(data) if self.response_chunked else data)
+        if self.response_chunked:
+            data = chunk(data)
+        head = self.pending_head
+        if head is not None:
+            self.pending_head = None
+            data = head + data
+        self.transport.write(data)
 
     def send_end(self) -> None:
-        if self.response_chunked and not self.response_head_only:
-            self.transport.write(LAST_CHUNK)
+        head = self.pending_head
+        tail = LAST_CHUNK if self.response_chunked and not self.response_head_only else b""
+        if head is not None:
+            self.pending_head = None
+            self.transport.write(head + tail)
+        elif tail:
+            self.transport.write(tail)
+
+    def flush(self) -> None:
+        """Send a held-back response head now (the upstream sent no body bytes yet)."""
+        head = self.pending_head
+        if head is not None:
+            self.pending_head = None
+            if not self.closing:
+                self.transport.write(head)
 
     def send_local_reply(self, answer, head_only: bool) -> None:
         if self.transport is None or self.transport.is_closing():
@@ -265,14 +291,16 @@ class H1ServerConnection(asyncio.Protocol):
             return
         self.exchange = None
         self._cancel_timer()
+        paused = bool(self.paused_for)
         self.paused_for.discard("pending")
         self.paused_for.discard("upstream")
+        self.pending_head = None
         if client_gone or self.closing:
             return
         if not self.keep_alive:
             self._close()
             return
-        if not self.paused_for:
+        if paused and not self.paused_for:
             self.transport.resume_reading()
         self._pump()
 
@@ -294,19 +322,24 @@ class H1ServerConnection(asyncio.Protocol):
             self.abort()
 
     def _arm_timer(self, seconds: float, reason: str) -> None:
-        self._cancel_timer()
         self.timer_reason = reason
-        self.timer = self.gateway.loop.call_later(seconds, self._on_timer)
+        self.deadline = time.monotonic() + seconds
 
     def _cancel_timer(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-            self.timer_reason = ""
+        self.deadline = NO_DEADLINE
+        self.timer_reason = ""
+
+    def check_deadlines(self, now: float) -> None:
+        """Called by the gateway's ticker: fire whichever deadline has passed."""
+        if self.deadline <= now:
+            self._on_timer()
+        exchange = self.exchange
+        if exchange is not None and exchange.deadline <= now:
+            exchange.check_deadline(now)
 
     def _on_timer(self) -> None:
         reason = self.timer_reason
-        self.timer = None
+        self.deadline = NO_DEADLINE
         self.timer_reason = ""
         if self.closing:
             return

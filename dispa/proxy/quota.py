@@ -48,8 +48,10 @@ class WindowLog:
 
     def document(self) -> dict:
         return {
-            name: [{"window": start, "admitted": c[0], "refused": c[1]}
-                   for start, c in sorted(per_limit.items())]
+            name: [
+                {"window": start, "admitted": c[0], "refused": c[1]}
+                for start, c in sorted(per_limit.items())
+            ]
             for name, per_limit in self.windows.items()
         }
 

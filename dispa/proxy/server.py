@@ -59,6 +59,10 @@ class _ListenerSlot:
         return self.server.sockets[0].getsockname()[1]
 
 
+# How often timeouts are checked: every timeout fires within this much of its time.
+TICK = 0.1
+
+
 class Gateway:
     def __init__(self, *, reuse_port: bool = False) -> None:
         self.loop = asyncio.get_running_loop()
@@ -74,6 +78,7 @@ class Gateway:
         self._request_id_prefix = os.urandom(4).hex() + "-"
         self._request_counter = 0
         self._revision = 0
+        self._ticker = self.loop.call_later(TICK, self._tick)
 
     # ---------------------------------------------------------------- config
 
@@ -141,6 +146,20 @@ class Gateway:
 
     def listener_port(self, name: str) -> int:
         return self.listeners[name].port
+
+    def _tick(self) -> None:
+        """Fire the timeouts that have passed, on every connection, ten times a second."""
+        now = time.monotonic()
+        try:
+            due = [c for c in self.connections if c.deadline <= now or c.exchange is not None]
+            for connection in due:
+                try:
+                    connection.check_deadlines(now)
+                except Exception:
+                    log.exception("a timeout handler failed")
+                    connection.abort()
+        finally:
+            self._ticker = self.loop.call_later(TICK, self._tick)
 
     # ---------------------------------------------------------------- per request
 
@@ -211,3 +230,4 @@ class Gateway:
             connection.abort()
         await self.upstreams.stop()
         self.access_log.close()
+        self._ticker.cancel()

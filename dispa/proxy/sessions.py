@@ -18,8 +18,9 @@ def new_session_id() -> str:
 
 class SessionTable(Protocol):
     def lookup(self, upstream: str, session: str, now: float) -> str | None: ...
-    def remember(self, upstream: str, session: str, address: str, ttl: float,
-                 now: float) -> None: ...
+    def remember(
+        self, upstream: str, session: str, address: str, ttl: float, now: float
+    ) -> None: ...
 
 
 class LocalSessions:
@@ -34,8 +35,7 @@ class LocalSessions:
             return None
         return entry[0]
 
-    def remember(self, upstream: str, session: str, address: str, ttl: float,
-                 now: float) -> None:
+    def remember(self, upstream: str, session: str, address: str, ttl: float, now: float) -> None:
         if len(self.table) >= self.LIMIT:
             self.table = {k: v for k, v in self.table.items() if v[1] > now}
         self.table[(upstream, session)] = (address, now + ttl)

@@ -8,6 +8,7 @@ most recently used first, so the warmest connection is reused and cold ones age 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from dispa.proxy.events import Response
 from dispa.proxy.h1_parser import ProtocolError, ResponseParser
@@ -51,10 +52,13 @@ class UpstreamConnection(asyncio.Protocol):
             self.close()
             exchange.on_upstream_protocol_error(self)
             return
+        downstream = exchange.downstream
         for event in events:
             if type(event) is Response:
                 self.keep_alive = event.keep_alive
             exchange.on_upstream_event(self, event)
+        # A response head held back for coalescing goes out now if no body came with it.
+        downstream.flush()
 
     def eof_received(self) -> bool:
         return False  # close our side too
@@ -121,10 +125,8 @@ class EndpointPool:
         self.idle.append(connection)
 
     def forget(self, connection: UpstreamConnection) -> None:
-        try:
+        with contextlib.suppress(ValueError):  # not idle: nothing to forget
             self.idle.remove(connection)
-        except ValueError:
-            pass
 
     def sweep(self, now: float) -> None:
         """Close connections idle for longer than the idle timeout."""
