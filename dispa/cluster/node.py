@@ -186,9 +186,14 @@ class CoreNode:
 
 
 async def run_core(config: CoreConfig) -> int:
+    from dispa.cluster.etcd_store import EtcdUnreachable
+
     node = CoreNode(config)
     try:
         return await node.run()
-    except ListenError as error:
+    except (ListenError, EtcdUnreachable) as error:
         log.error("%s", error)
+        return 1
+    except OSError as error:  # e.g. the admin address is taken
+        log.error("cannot start core %s: %s", config.node.id, error.strerror or error)
         return 1

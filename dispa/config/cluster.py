@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from dispa.config.schema import (
     _NAME,
@@ -69,6 +69,12 @@ class StoreSettings(Strict):
         if not value.startswith("/"):
             raise ValueError("the etcd prefix must start with /")
         return value.rstrip("/") or "/dispa"
+
+    @model_validator(mode="after")
+    def _etcd_needs_endpoints(self) -> StoreSettings:
+        if self.store == "etcd" and not self.endpoints:
+            raise ValueError("store: etcd needs endpoints, e.g. [http://127.0.0.1:2379]")
+        return self
 
 
 class CoreConfig(Strict):
