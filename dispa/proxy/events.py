@@ -24,6 +24,10 @@ class Request(NamedTuple):
     keep_alive: bool
     has_body: bool
     content_length: int | None  # None when chunked or absent
+    # Read off the headers in the parser's one pass, so nothing later scans them again.
+    host_header: bytes | None = None  # the Host header as sent, port included
+    request_id: bytes | None = None  # the client's X-Request-Id, if any
+    expect_continue: bool = False  # "Expect: 100-continue"
 
 
 class Response(NamedTuple):

@@ -117,6 +117,9 @@ class RequestParser:
         if not raw_path.startswith(b"/"):
             raw_path, authority = _origin_form_path(raw_path)
         host = None
+        host_header = None
+        request_id = None
+        expect_continue = False
         content_length = None
         chunked = False
         for name, value in self._headers:
@@ -126,7 +129,12 @@ class RequestParser:
                 # and the upstream the other.
                 if host is not None:
                     raise ProtocolError(400, "more than one host header")
+                host_header = value
                 host = _host_only(value)
+            elif length == 12 and name.lower() == b"x-request-id":
+                request_id = value or None
+            elif length == 6 and name.lower() == b"expect":
+                expect_continue = value.strip().lower() == b"100-continue"
             elif length == 14 and name.lower() == b"content-length":
                 try:
                     content_length = int(value)
@@ -156,6 +164,9 @@ class RequestParser:
                 parser.should_keep_alive(),
                 chunked or bool(content_length),
                 None if chunked else content_length,
+                host_header,
+                request_id,
+                expect_continue,
             )
         )
 

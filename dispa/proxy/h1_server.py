@@ -82,7 +82,7 @@ class H1ServerConnection(asyncio.Protocol):
         except UpgradeRequested:
             self._protocol_error(501)
             return
-        self.last_read = time.monotonic()
+        self.last_read = self.gateway.now = time.monotonic()
         queue = self.queue
         for event in events:
             queue.append(event)
@@ -167,9 +167,9 @@ class H1ServerConnection(asyncio.Protocol):
         if request.has_body:
             self._arm_timer(self.limits.body_timeout, "body")
         ctx = RequestContext(
-            request, self.client_ip, self.client_port, self.listener.name, "http", time.monotonic()
+            request, self.client_ip, self.client_port, self.listener.name, "http", gateway.now
         )
-        ctx.request_id = gateway.next_request_id(request.headers)
+        ctx.request_id = gateway.next_request_id(request.request_id)
         self.request_http10 = request.http_version == "1.0"
         self.requests_served += 1
         limit = self.limits.max_requests_per_connection
@@ -186,7 +186,7 @@ class H1ServerConnection(asyncio.Protocol):
             and not self.request_http10
             and self.exchange is exchange
             and not exchange.response_started
-            and _expects_continue(request.headers)
+            and request.expect_continue
         ):
             # Fix (integration tests): interim 1xx answers from upstreams are dropped, so a
             # client waiting on "Expect: 100-continue" (curl, for bodies over 1 MiB) stalled
@@ -195,7 +195,15 @@ class H1ServerConnection(asyncio.Protocol):
 
     # ---------------------------------------------------------------- the exchange calls these
 
-    def send_response(self, status: int, reason: bytes, headers, content_length, no_body: bool):
+    def send_response(
+        self,
+        status: int,
+        reason: bytes,
+        headers,
+        content_length,
+        no_body: bool,
+        request_id: bytes | None = None,
+    ):
         self.response_head_only = no_body
         chunked = content_length is None and not no_body
         if chunked and self.request_http10:
@@ -216,6 +224,7 @@ class H1ServerConnection(asyncio.Protocol):
             content_length=content_length,
             chunked=chunked,
             keep_alive=keep_alive,
+            request_id=request_id,
         )
 
     def send_body(self, data: bytes) -> None:
@@ -323,7 +332,7 @@ class H1ServerConnection(asyncio.Protocol):
 
     def _arm_timer(self, seconds: float, reason: str) -> None:
         self.timer_reason = reason
-        self.deadline = time.monotonic() + seconds
+        self.deadline = self.gateway.now + seconds
 
     def _cancel_timer(self) -> None:
         self.deadline = NO_DEADLINE
@@ -375,10 +384,3 @@ class H1ServerConnection(asyncio.Protocol):
             self._cancel_timer()
             if self.transport is not None:
                 self.transport.close()
-
-
-def _expects_continue(headers) -> bool:
-    for name, value in headers:
-        if len(name) == 6 and name.lower() == b"expect":
-            return value.strip().lower() == b"100-continue"
-    return False

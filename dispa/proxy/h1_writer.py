@@ -35,6 +35,15 @@ def _connection_tokens(headers: Headers) -> frozenset[bytes]:
     return frozenset(tokens)
 
 
+def _names_more_hop_by_hop(value: bytes) -> bool:
+    """A Connection header naming headers beyond the fixed set (rare: most say keep-alive or
+    close). Only then is the slower pass that collects its tokens first worth running."""
+    return any(t.strip().lower() not in HOP_BY_HOP for t in value.split(b","))
+
+
+_NO_TOKENS: frozenset[bytes] = frozenset()
+
+
 def request_head(
     method: str,
     target: bytes,
@@ -48,7 +57,23 @@ def request_head(
     chunked: bool,
 ) -> bytes:
     """The head of the request Dispa sends upstream (always HTTP/1.1, keep-alive)."""
-    tokens = _connection_tokens(headers)
+    return _request_head(
+        method,
+        target,
+        headers,
+        client_ip,
+        scheme,
+        host,
+        request_id,
+        content_length,
+        chunked,
+        _NO_TOKENS,
+    )
+
+
+def _request_head(
+    method, target, headers, client_ip, scheme, host, request_id, content_length, chunked, tokens
+) -> bytes:
     parts = [method.encode(), b" ", target, b" HTTP/1.1\r\n"]
     forwarded_for = None
     via = None
@@ -56,6 +81,19 @@ def request_head(
     for name, value in headers:
         lower = name.lower()
         if lower in HOP_BY_HOP or lower in _REPLACED_ON_REQUEST or lower in tokens:
+            if lower == b"connection" and not tokens and _names_more_hop_by_hop(value):
+                return _request_head(
+                    method,
+                    target,
+                    headers,
+                    client_ip,
+                    scheme,
+                    host,
+                    request_id,
+                    content_length,
+                    chunked,
+                    _connection_tokens(headers),
+                )
             continue
         if lower == b"x-forwarded-for":
             forwarded_for = value if forwarded_for is None else forwarded_for + b", " + value
@@ -97,22 +135,54 @@ def response_head(
     chunked: bool,
     keep_alive: bool,
     proxied: bool = True,
+    request_id: bytes | None = None,
 ) -> bytes:
     """The head of the response Dispa sends to an HTTP/1.x client.
 
     ``proxied`` responses came from an upstream and gain a Via entry; local replies do not.
     """
-    tokens = _connection_tokens(headers)
+    return _response_head(
+        status,
+        reason,
+        headers,
+        content_length,
+        chunked,
+        keep_alive,
+        proxied,
+        request_id,
+        _NO_TOKENS,
+    )
+
+
+def _response_head(
+    status, reason, headers, content_length, chunked, keep_alive, proxied, request_id, tokens
+) -> bytes:
     parts = [b"HTTP/1.1 ", str(status).encode(), b" ", reason, b"\r\n"]
     via = None
     for name, value in headers:
         lower = name.lower()
         if lower in HOP_BY_HOP or lower in _REPLACED_ON_RESPONSE or lower in tokens:
+            if lower == b"connection" and not tokens and _names_more_hop_by_hop(value):
+                return _response_head(
+                    status,
+                    reason,
+                    headers,
+                    content_length,
+                    chunked,
+                    keep_alive,
+                    proxied,
+                    request_id,
+                    _connection_tokens(headers),
+                )
             continue
         if proxied and lower == b"via":
             via = value if via is None else via + b", " + value
             continue
+        if lower == b"x-request-id":
+            request_id = None  # the upstream's own id is kept
         parts += (name, b": ", value, b"\r\n")
+    if request_id:
+        parts += (b"x-request-id: ", request_id, b"\r\n")
     if proxied:
         parts += (b"via: ", via + b", " + VIA if via else VIA, b"\r\n")
     if content_length is not None:

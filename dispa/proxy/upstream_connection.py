@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 
 from dispa.proxy.events import Response
 from dispa.proxy.h1_parser import ProtocolError, ResponseParser
@@ -46,6 +47,7 @@ class UpstreamConnection(asyncio.Protocol):
             # Bytes on an idle connection mean the upstream broke framing; do not reuse it.
             self.close()
             return
+        exchange.gateway.now = time.monotonic()
         try:
             events = self.parser.feed(data)
         except ProtocolError:

@@ -140,9 +140,18 @@ class Supervisor:
         while not self.stopping.is_set():
             started = time.monotonic()
             process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "dispa", "--log-level", self.log_level, "run",
-                "-c", str(self.config_path), "--worker-index", str(index),
-                "--stats-dir", str(self.stats_dir),
+                sys.executable,
+                "-m",
+                "dispa",
+                "--log-level",
+                self.log_level,
+                "run",
+                "-c",
+                str(self.config_path),
+                "--worker-index",
+                str(index),
+                "--stats-dir",
+                str(self.stats_dir),
                 stdin=asyncio.subprocess.DEVNULL,
                 preexec_fn=_die_with_parent,
             )
@@ -172,8 +181,11 @@ class Supervisor:
         try:
             load_file(self.config_path)
         except ConfigError as error:
-            log.error("config reload (%s) refused, the previous config keeps serving:\n%s",
-                      why, error.render())
+            log.error(
+                "config reload (%s) refused, the previous config keeps serving:\n%s",
+                why,
+                error.render(),
+            )
             return
         for process in self.processes.values():
             if process.returncode is None:

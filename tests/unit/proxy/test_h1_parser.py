@@ -41,8 +41,20 @@ def test_simple_get():
         keep_alive=True,
         has_body=False,
         content_length=None,
+        host_header=b"Example.com",
     )
     assert end == EndOfMessage(1)
+
+
+def test_request_id_and_expect_are_read_in_the_same_pass():
+    (request, _) = parse(
+        b"PUT / HTTP/1.1\r\nHost: a\r\nX-Request-Id: r-1\r\nExpect: 100-Continue\r\n"
+        b"Content-Length: 0\r\n\r\n"
+    )
+    assert request.request_id == b"r-1"
+    assert request.expect_continue is True
+    (plain, _) = parse(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert plain.request_id is None and plain.expect_continue is False
 
 
 def test_keep_alive_and_close():

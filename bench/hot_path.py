@@ -1,0 +1,100 @@
+"""Python cost of one proxied request, without the network: ``python bench/hot_path.py``.
+
+Drives the real client-side protocol, exchange and upstream connection with in-memory
+transports: request bytes in, one pooled upstream connection answering, response bytes
+out. What it prints is the data plane's own CPU per request (parsing, routing, filters,
+balancing, head building, stats), the part that syscalls do not explain. Use it to judge
+a hot-path change in seconds; ``make bench`` remains the measure that counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+
+import uvloop
+
+from dispa.config.load import load_text
+from dispa.proxy.server import Gateway
+from dispa.proxy.upstream_connection import UpstreamConnection
+
+MINIMAL = """
+listeners: [{name: public, address: "127.0.0.1:0"}]
+upstreams: [{name: app, endpoints: [{address: "127.0.0.1:9"}]}]
+routes: [{match: {host: "*", path_prefix: /}, upstream: app}]
+admin: {address: "127.0.0.1:0"}
+access_log: {enabled: false}
+"""
+CHAIN = """
+filters:
+  - {type: headers, request_add: {x-bench: "1"}, response_add: {x-served-by: dispa}}
+  - {type: local_rate_limit, key: source_ip, rate: 100000000, burst: 100000000}
+"""
+REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n"
+RESPONSE = (
+    b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Sat, 28 Nov 2026 00:12:13 GMT\r\n"
+    b"Content-Type: text/plain\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok"
+)
+
+
+class MemoryTransport:
+    """Just enough of a transport: counts what is written."""
+
+    def __init__(self, peer=("127.0.0.1", 40000)) -> None:
+        self.written = 0
+        self.peer = peer
+
+    def write(self, data: bytes) -> None:
+        self.written += len(data)
+
+    def get_extra_info(self, name, default=None):
+        return self.peer if name == "peername" else default
+
+    def is_closing(self) -> bool:
+        return False
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    abort = close
+
+
+async def measure(config_text: str, requests: int) -> float:
+    gateway = Gateway()
+    await gateway.apply(load_text(config_text))
+    endpoint = gateway.snapshot.upstreams["app"].endpoints[0]
+    upstream = UpstreamConnection(endpoint.pool)
+    upstream.connection_made(MemoryTransport())
+    endpoint.pool.put(upstream, time.monotonic())
+    listener = next(iter(gateway.listeners.values())).config
+    client = gateway._protocol_factory(listener.name)()
+    client_transport = MemoryTransport()
+    client.connection_made(client_transport)
+    started = time.perf_counter()
+    for _ in range(requests):
+        client.data_received(REQUEST)
+        upstream.data_received(RESPONSE)
+    elapsed = time.perf_counter() - started
+    assert client_transport.written > 0 and endpoint.pool.idle, "the exchange did not complete"
+    return elapsed / requests * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=50_000)
+    args = parser.parse_args()
+    for name, text in (("minimal", MINIMAL), ("chain", MINIMAL + CHAIN)):
+        best = min(uvloop.run(measure(text, args.requests)) for _ in range(3))
+        print(f"{name:8} {best:6.1f} us of Python per proxied request")
+
+
+if __name__ == "__main__":
+    asyncio.set_event_loop_policy(None)
+    main()
