@@ -156,6 +156,26 @@ DESCRIPTIONS: dict[str, str] = {
     "connection freed beyond it is closed. 0 disables reuse.",
     "upstreams[].pool.idle_timeout": "An idle pooled connection older than this is closed "
     "(checked about once a second) and never reused.",
+    "upstreams[].session_affinity": "Sticky sessions: a client's first request is balanced "
+    "as usual and gets a cookie; later requests carrying it go to the same endpoint while it "
+    "is available. On a cluster the session table is replicated, so a client keeps its "
+    "endpoint through another core when its core dies. Left out, no affinity.",
+    "upstreams[].session_affinity.cookie": "Name of the session cookie Dispa sets.",
+    "upstreams[].session_affinity.ttl": "How long a session is remembered (also the cookie's "
+    "Max-Age).",
+    # global rate limits
+    "rate_limits": "Global rate limits: at most `limit` requests per `window` for each key. "
+    "On a single gateway the count is exact and local; on a cluster each node leases slices "
+    "of the window's tokens from the replicated ledger and spends them locally, so the "
+    "cluster admits at most `limit` per window while it has a quorum (a node cut off falls "
+    "back to limit / cluster size). Refused requests get 429 `rate_limited` with Retry-After.",
+    "rate_limits[].name": "Name of the limit, used in metrics and the ledger.",
+    "rate_limits[].key": "What is counted: `source_ip`, `route`, or `header:NAME` (requests "
+    "without the header share one count).",
+    "rate_limits[].limit": "Requests admitted per window for each key.",
+    "rate_limits[].window": "Window length; windows start at multiples of it since the epoch, "
+    "the same on every node.",
+    "rate_limits[].routes": "Names of the routes the limit applies to; empty means every route.",
     # routes
     "routes[].name": "Name used in metrics and the access log. Left out, the route is called "
     "`routeN`, N being its position in the file from 0.",

@@ -14,13 +14,16 @@ import aiohttp
 import yaml
 from aiohttp import web
 
+from dispa.admin.app import REGISTRY_KEY
 from dispa.cluster.bridge import CommandFailed
 from dispa.cluster.config_diff import config_diff
+from dispa.cluster.metrics import cluster_registry
 from dispa.config.cluster import SharedConfig
 from dispa.config.errors import ConfigError
 from dispa.config.load import build_model, parse_text
 from dispa.config.schema import Gateway, Listener
 from dispa.config.validate import cross_check
+from dispa.observe.metrics import CONTENT_TYPE, render
 
 PEER_TIMEOUT = 1.0
 _PLACEHOLDER_LISTENER = Listener(name="placeholder", address="127.0.0.1:0")
@@ -41,6 +44,7 @@ def _cross_check_shared(shared: SharedConfig) -> list[str]:
         upstreams=shared.upstreams,
         routes=shared.routes,
         filters=shared.filters,
+        rate_limits=shared.rate_limits,
     )
     return cross_check(probe)
 
@@ -253,7 +257,18 @@ def cluster_routes(node) -> list:
         result = await commit(node.store.restore_state(plain))
         return write_answer(result)
 
+    extra_metrics = cluster_registry(node)
+
+    async def metrics(request: web.Request) -> web.Response:
+        body = render(request.app[REGISTRY_KEY]) + render(extra_metrics)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+    async def rate_limits(request: web.Request) -> web.Response:
+        return web.json_response(node.gateway.quota.statistics())
+
     handlers = [
+        web.get("/metrics", metrics),
+        web.get("/api/v1/ratelimits", rate_limits),
         web.get("/api/v1/config", get_config),
         web.put("/api/v1/config", put_config),
         web.post("/api/v1/config/dry-run", dry_run),

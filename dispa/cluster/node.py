@@ -18,7 +18,9 @@ from pydantic import ValidationError
 
 from dispa.cluster.admin_api import cluster_routes
 from dispa.cluster.bridge import CommandFailed
+from dispa.cluster.quota_client import LeasedQuota
 from dispa.cluster.raft_store import RaftTimings
+from dispa.cluster.session_client import ReplicatedSessions
 from dispa.cluster.store import ClusterStore, RaftClusterStore
 from dispa.config.cluster import CoreConfig, SharedConfig, gateway_for_node, waiting_gateway
 from dispa.config.schema import split_address
@@ -61,6 +63,9 @@ class CoreNode:
         self.store = self._build_store(secret)
         await self.store.start()
         self.gateway = Gateway()
+        # Global rate limits and sticky sessions go through the cluster.
+        self.gateway.quota = LeasedQuota(self.store, self.node_id, self._cluster_size)
+        self.gateway.sessions = ReplicatedSessions(self.store)
         await self.gateway.apply(
             waiting_gateway(self.config), source="waiting for config", revision=0
         )
@@ -73,7 +78,11 @@ class CoreNode:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self.stop)
         loop.add_signal_handler(signal.SIGINT, self.stop)
-        tasks = [asyncio.create_task(self._apply_loop()), asyncio.create_task(self._register())]
+        tasks = [
+            asyncio.create_task(self._apply_loop()),
+            asyncio.create_task(self._register()),
+            asyncio.create_task(self.gateway.sessions.expire_forever(time.time, self._is_leader)),
+        ]
         self._apply_wanted.set()  # apply whatever the journal already holds
         log.info(
             "core %s (%s) is up: raft %s, admin %s",
@@ -90,6 +99,12 @@ class CoreNode:
         await self.store.stop()
         log.info("core %s stopped", self.node_id)
         return 0
+
+    def _cluster_size(self) -> int:
+        return max(1, len(self.store.state.members), len(self.config.raft.peers) + 1)
+
+    def _is_leader(self) -> bool:
+        return self.store.status()["role"] == "leader"
 
     def _build_store(self, secret: str) -> ClusterStore:
         settings = self.config.cluster

@@ -2,12 +2,14 @@
 
 Each node holds, per (limit, key), the tokens it leased for the current window. A request
 spends one with no network call. When the tokens run low the node asks the ledger (a
-replicated command) for more, before it runs out; while that request is in flight a
-request finding no token is refused, never admitted on credit. The ledger never grants
-more than the limit in one window, so while a node reaches the quorum the cluster
-admits at most ``limit`` per window: over-admission is zero, and under-admission is
-bounded by the tokens still leased but unspent when the window ends (leases shrink as the
-ledger empties, so that remainder is small).
+replicated command) for more, before it runs out. A node with no token yet (the first
+request of a key in a window) may admit ``BORROW`` request(s) on credit while its lease is
+in flight, repaid from the grant; everything else without a token is refused. The ledger
+never grants more than the limit in one window, so while a node reaches the quorum the
+cluster admits at most ``limit + BORROW x nodes`` per window and key (the credit is lost
+only when the ledger is already empty), and under-admission is bounded by the tokens still
+leased but unspent when the window ends (leases shrink as the ledger empties, so that
+remainder is small).
 
 Cut off from the quorum, a node keeps spending what it holds, then falls back to
 ``limit / cluster size`` per window on its own. In that mode each cut-off node may admit
@@ -32,12 +34,15 @@ log = logging.getLogger("dispa.quota")
 REFILL_AT = 0.5
 # A node's first lease in a window asks for this share of the limit per node.
 FIRST_SHARE = 0.5
+# Requests a node may admit on credit per key and window while its lease is in flight:
+# without it, the first request of every window on every node would wait or be refused.
+BORROW = 1
 # After a failed lease, the node stays in fallback mode at least this long (seconds).
 FALLBACK_HOLD = 1.0
 
 
 class _Slot:
-    __slots__ = ("exhausted", "fallback_used", "last_grant", "pending", "tokens", "window")
+    __slots__ = ("debt", "exhausted", "fallback_used", "last_grant", "pending", "tokens", "window")
 
     def __init__(self, window: float) -> None:
         self.window = window
@@ -46,6 +51,7 @@ class _Slot:
         self.pending = False
         self.exhausted = False  # the ledger said no more for this window
         self.fallback_used = 0
+        self.debt = 0  # admitted on credit, to be repaid from the next grant
 
 
 class LeasedQuota:
@@ -84,7 +90,9 @@ class LeasedQuota:
                 slot.fallback_used += 1
             self.fallback_limits[limit_name] = share
         else:
-            admitted = False
+            admitted = not slot.exhausted and slot.debt < BORROW
+            if admitted:
+                slot.debt += 1
             if not slot.pending and not slot.exhausted:
                 self._lease(limit_name, key, slot, limit, window, now)
         self.log.count(limit_name, start, admitted)
@@ -135,7 +143,9 @@ class LeasedQuota:
         granted = int(result.get("granted", 0))
         if result.get("window") != slot.window:
             return  # the window rolled over while we asked: that grant is spent already
-        slot.tokens += granted
+        repaid = min(slot.debt, granted)
+        slot.debt -= repaid
+        slot.tokens += granted - repaid
         slot.last_grant = max(granted, 1)
         if granted == 0:
             slot.exhausted = True
@@ -146,8 +156,11 @@ class LeasedQuota:
         in_fallback = time.monotonic() < self.fallback_until
         return {
             "mode": "fallback" if in_fallback else "leased",
-            # Tokens per window this node may admit beyond the cluster-wide limit.
-            "overadmission_bound": dict(self.fallback_limits) if in_fallback else {},
+            # Requests per window and key this node may admit beyond the cluster-wide limit:
+            # its credit while leasing, or its share of the limit while cut off.
+            "overadmission_bound": dict(self.fallback_limits)
+            if in_fallback
+            else {name: BORROW for name in self.log.windows},
             "leased_tokens": sum(s.tokens for s in self.slots.values()),
             "windows": self.log.document(),
         }

@@ -86,6 +86,8 @@ class RaftStore(SyncObj):
         self._decompressor = zstandard.ZstdDecompressor()
         conf = SyncObjConf(
             password=secret,
+            # Listen on the configured host only, not on every interface.
+            bindAddress=self_address,
             journalFile=os.path.join(data_dir, "raft.journal"),
             fullDumpFile=os.path.join(data_dir, "raft.snapshot"),
             serializer=self._write_snapshot,

@@ -21,6 +21,7 @@ from dispa.config.schema import (
     FilterConfig,
     Gateway,
     Listener,
+    RateLimit,
     Route,
     Strict,
     Upstream,
@@ -36,6 +37,7 @@ class SharedConfig(Strict):
     upstreams: tuple[Upstream, ...] = ()
     routes: tuple[Route, ...] = Field(min_length=1)
     filters: tuple[FilterConfig, ...] = ()
+    rate_limits: tuple[RateLimit, ...] = ()
     access_log: AccessLog = AccessLog()
     drain_timeout: Duration = 15.0
 
@@ -105,6 +107,7 @@ def gateway_for_node(core: CoreConfig, shared: SharedConfig) -> Gateway:
         upstreams=shared.upstreams,
         routes=shared.routes,
         filters=shared.filters,
+        rate_limits=shared.rate_limits,
         access_log=shared.access_log,
         drain_timeout=shared.drain_timeout,
     )

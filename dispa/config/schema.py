@@ -176,6 +176,13 @@ class Pool(Strict):
     idle_timeout: Duration = 60.0
 
 
+class SessionAffinity(Strict):
+    """Sticky sessions: a cookie names the endpoint that served a client first."""
+
+    cookie: str = Field("dispa_session", pattern=r"^[A-Za-z0-9_.-]+$")
+    ttl: Duration = 3600.0
+
+
 class Upstream(Strict):
     name: str = Field(pattern=_NAME)
     lb: Literal[
@@ -195,6 +202,7 @@ class Upstream(Strict):
     retry: Retry = Retry()
     timeouts: Timeouts = Timeouts()
     pool: Pool = Pool()
+    session_affinity: SessionAffinity | None = None
 
     # A field validator (not a model one) so the problem is reported even when another field
     # of the same upstream is wrong: pydantic skips "after" model validators in that case.
@@ -220,21 +228,41 @@ class HeadersFilter(Strict):
     response_remove: tuple[str, ...] = ()
 
 
+def _check_rate_limit_key(value: str) -> str:
+    if value in ("source_ip", "route"):
+        return value
+    kind, _, name = value.partition(":")
+    if kind == "header" and name:
+        return value
+    raise ValueError(f"'{value}' is not a rate-limit key; use source_ip, route or header:NAME")
+
+
+RateLimitKey = Annotated[str, AfterValidator(_check_rate_limit_key)]
+
+
 class LocalRateLimitFilter(Strict):
     type: Literal["local_rate_limit"]
-    key: str = "source_ip"  # source_ip | header:NAME | route
+    key: RateLimitKey = "source_ip"  # source_ip | header:NAME | route
     rate: float = Field(gt=0)  # tokens added per second
     burst: int = Field(0, ge=0)  # bucket size; 0 = same as rate
 
-    @field_validator("key")
+
+class RateLimit(Strict):
+    """A global rate limit: at most ``limit`` requests per ``window`` for each key, counted
+    across every node of a cluster (leased quota); a single gateway counts alone."""
+
+    name: str = Field(pattern=_NAME)
+    key: RateLimitKey = "source_ip"
+    limit: int = Field(ge=1)
+    window: Duration = 1.0
+    routes: tuple[str, ...] = ()  # route names it applies to; empty = every route
+
+    @field_validator("window")
     @classmethod
-    def _key(cls, value: str) -> str:
-        if value in ("source_ip", "route"):
-            return value
-        kind, _, name = value.partition(":")
-        if kind == "header" and name:
-            return value
-        raise ValueError(f"'{value}' is not a rate-limit key; use source_ip, route or header:NAME")
+    def _window(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("a rate-limit window must be longer than 0")
+        return value
 
 
 FilterConfig = Annotated[HeadersFilter | LocalRateLimitFilter, Field(discriminator="type")]
@@ -368,6 +396,7 @@ class Gateway(Strict):
     upstreams: tuple[Upstream, ...] = ()
     routes: tuple[Route, ...] = Field(min_length=1)
     filters: tuple[FilterConfig, ...] = ()
+    rate_limits: tuple[RateLimit, ...] = ()
     admin: Admin = Admin()
     access_log: AccessLog = AccessLog()
     drain_timeout: Duration = 15.0  # SIGTERM: longest wait for in-flight requests

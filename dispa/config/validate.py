@@ -13,6 +13,12 @@ def cross_check(gateway: Gateway) -> list[str]:
     problems += _unique(_listen_addresses(gateway.listeners), "listeners", "address")
     problems += _unique(_values(gateway.upstreams, "name"), "upstreams", "name")
     problems += _unique(_values(gateway.routes, "name"), "routes", "name")
+    problems += _unique(_values(gateway.rate_limits, "name"), "rate_limits", "name")
+    route_names = {r.name for r in gateway.routes if r.name}
+    for index, limit in enumerate(gateway.rate_limits):
+        for name in limit.routes:
+            if name not in route_names:
+                problems.append(f"rate_limits[{index}].routes: unknown route '{name}'")
     known = {u.name for u in gateway.upstreams}
     for index, route in enumerate(gateway.routes):
         if route.upstream is not None and route.upstream not in known:

@@ -16,6 +16,7 @@ class RequestContext:
         "request",
         "request_headers",
         "request_id",
+        "response_cookie",
         "route",
         "route_name",
         "scheme",
@@ -36,6 +37,7 @@ class RequestContext:
         self.scheme = scheme
         self.started = started
         self.request_id = ""
+        self.response_cookie: bytes | None = None  # Set-Cookie for a new sticky session
         self.route = None
         self.route_name = ""
         self.upstream_name = ""

@@ -301,6 +301,8 @@ class Exchange:
         # Fix (integration tests): the request id is documented as echoed in the response
         # (observe/access_log.py) but never was. An upstream's own id wins; filters may
         # still remove it.
+        if ctx.response_cookie is not None:
+            headers = [*headers, (b"set-cookie", ctx.response_cookie)]
         for on_response in self.route.response_filters:
             headers = on_response(ctx, headers)
         self.response_started = True

@@ -20,6 +20,8 @@ from dispa.observe.access_log import AccessLog, NullAccessLog
 from dispa.observe.stats import DataPlaneStats
 from dispa.proxy.h1_server import H1ServerConnection
 from dispa.proxy.local_reply import error_reply
+from dispa.proxy.quota import LocalQuota, QuotaAccount
+from dispa.proxy.sessions import LocalSessions, SessionTable
 from dispa.proxy.snapshot import Snapshot, compile_snapshot
 from dispa.proxy.upstream import UpstreamSet
 
@@ -71,7 +73,11 @@ class Gateway:
         self.stats = DataPlaneStats()
         self.connections: set[H1ServerConnection] = set()
         self.draining = False
-        self.upstreams = UpstreamSet()
+        # Global rate limits and sticky sessions: kept in this process for a single gateway;
+        # a core or an edge hands in accounts backed by the cluster before the first apply.
+        self.quota: QuotaAccount = LocalQuota()
+        self.sessions: SessionTable = LocalSessions()
+        self.upstreams = UpstreamSet(self)
         self.listeners: dict[str, _ListenerSlot] = {}
         self.access_log = NullAccessLog()
         self._access_log_config = None
@@ -93,7 +99,7 @@ class Gateway:
         new_slots = await self._bind_new_listeners(config)
         prepared = self.upstreams.prepare(config.upstreams)
         self._revision = revision if revision is not None else self._revision + 1
-        snapshot = compile_snapshot(config, self._revision, prepared, source)
+        snapshot = compile_snapshot(config, self._revision, prepared, source, self.quota)
         self.snapshot = snapshot
         await self.upstreams.commit(prepared)
         self._swap_listeners(config, new_slots)

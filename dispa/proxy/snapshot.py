@@ -10,9 +10,11 @@ from __future__ import annotations
 import time
 
 from dispa.config.schema import Gateway, Route
+from dispa.proxy.filters.global_rate_limit import GlobalRateLimit
 from dispa.proxy.filters.headers import HeadersEdit
 from dispa.proxy.filters.registry import build_filter
 from dispa.proxy.local_reply import LocalReply
+from dispa.proxy.quota import LocalQuota, QuotaAccount
 from dispa.proxy.router import CompiledRoute, Router
 from dispa.proxy.upstream import UpstreamRuntime
 
@@ -101,13 +103,22 @@ class Snapshot:
 
 
 def compile_snapshot(
-    config: Gateway, revision: int, upstreams: dict[str, UpstreamRuntime], source: str = ""
+    config: Gateway,
+    revision: int,
+    upstreams: dict[str, UpstreamRuntime],
+    source: str = "",
+    quota: QuotaAccount | None = None,
 ) -> Snapshot:
+    """Compile ``config``; global rate limits count through ``quota`` (local if None)."""
+    quota = quota if quota is not None else LocalQuota()
     global_filters = [build_filter(f) for f in config.filters]
+    limits = [(limit, GlobalRateLimit(limit, quota)) for limit in config.rate_limits]
     compiled = []
     for index, route in enumerate(config.routes):
         name = route.name or f"route{index}"
-        filters = global_filters + [build_filter(f) for f in route.filters]
+        # Global limits run first: a refused request costs no other filter any work.
+        applying = [f for limit, f in limits if not limit.routes or route.name in limit.routes]
+        filters = applying + global_filters + [build_filter(f) for f in route.filters]
         if route.headers is not None:
             filters.append(HeadersEdit(route.headers))
         upstream = upstreams[route.upstream] if route.upstream else None

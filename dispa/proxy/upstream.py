@@ -15,10 +15,12 @@ from dispa.config.schema import Upstream, split_address
 from dispa.proxy.balancer import HASHING_POLICIES, build_balancer
 from dispa.proxy.circuit import CircuitBreaker
 from dispa.proxy.endpoint import Endpoint
-from dispa.proxy.hash_key import key_function
+from dispa.proxy.events import header_value
+from dispa.proxy.hash_key import cookie_value, key_function
 from dispa.proxy.health_checker import ActiveHealthChecker
 from dispa.proxy.outlier import OutlierDetector
 from dispa.proxy.retry_policy import RetryBudget
+from dispa.proxy.sessions import LocalSessions, new_session_id
 from dispa.proxy.upstream_connection import EndpointPool
 
 log = logging.getLogger("dispa.upstream")
@@ -27,9 +29,22 @@ log = logging.getLogger("dispa.upstream")
 _MAINTENANCE_INTERVAL = 1.0
 
 
+class _LocalOwner:
+    """Stands in for the gateway when an upstream set is built on its own (tests, tools)."""
+
+    def __init__(self) -> None:
+        self.sessions = LocalSessions()
+
+
 class UpstreamRuntime:
-    def __init__(self, config: Upstream, endpoints: list[Endpoint]) -> None:
+    def __init__(self, config: Upstream, endpoints: list[Endpoint], owner=None) -> None:
         self.config = config
+        # Whoever holds the session table (the gateway): read at pick time, so a core can
+        # hand in its replicated table after the upstreams exist.
+        self._owner = owner if owner is not None else _LocalOwner()
+        self.affinity = config.session_affinity
+        self._cookie_name = self.affinity.cookie.encode() if self.affinity else b""
+        self._by_address = {endpoint.address: endpoint for endpoint in endpoints}
         self.name = config.name
         self.endpoints = endpoints
         self.circuit = CircuitBreaker(config.circuit)
@@ -84,6 +99,35 @@ class UpstreamRuntime:
     # -------------------------------------------------------------- the hot path
 
     def pick(self, ctx, exclude: Endpoint | None = None) -> Endpoint | None:
+        if self.affinity is not None:
+            return self._pick_sticky(ctx, exclude)
+        return self._pick_balanced(ctx, exclude)
+
+    def _pick_sticky(self, ctx, exclude: Endpoint | None) -> Endpoint | None:
+        """The endpoint the client's session cookie names, while it is available; else a
+        balanced pick, remembered for the session (a new one gets its cookie set)."""
+        affinity = self.affinity
+        sessions = self._owner.sessions
+        now = time.time()  # wall clock: session expiry is shared by every node
+        raw = cookie_value(header_value(ctx.request_headers, b"cookie"), self._cookie_name)
+        session = raw.decode("latin-1") if raw else None
+        if session:
+            address = sessions.lookup(self.name, session, now)
+            endpoint = self._by_address.get(address) if address is not None else None
+            if endpoint is not None and endpoint.healthy and endpoint is not exclude:
+                return endpoint
+        endpoint = self._pick_balanced(ctx, exclude)
+        if endpoint is None:
+            return None
+        if not session:
+            session = new_session_id()
+            ctx.response_cookie = (
+                f"{affinity.cookie}={session}; Path=/; Max-Age={int(affinity.ttl)}; HttpOnly"
+            ).encode()
+        sessions.remember(self.name, session, endpoint.address, affinity.ttl, now)
+        return endpoint
+
+    def _pick_balanced(self, ctx, exclude: Endpoint | None) -> Endpoint | None:
         key = self.hash_key(ctx) if self.hash_key is not None else None
         endpoint = self.balancer.pick(key)
         if exclude is not None and endpoint is exclude and len(self.available) > 1:
@@ -173,7 +217,8 @@ class UpstreamRuntime:
 class UpstreamSet:
     """All upstream runtimes of a gateway, carried from one snapshot to the next."""
 
-    def __init__(self) -> None:
+    def __init__(self, owner=None) -> None:
+        self._owner = owner
         self.by_name: dict[str, UpstreamRuntime] = {}
         self._endpoints: dict[tuple[str, str], Endpoint] = {}
 
@@ -186,7 +231,7 @@ class UpstreamSet:
                 prepared[config.name] = current
                 continue
             endpoints = [self._endpoint(config, e.address, e.weight) for e in config.endpoints]
-            prepared[config.name] = UpstreamRuntime(config, endpoints)
+            prepared[config.name] = UpstreamRuntime(config, endpoints, self._owner)
         return prepared
 
     def _endpoint(self, config: Upstream, address: str, weight: int) -> Endpoint:

@@ -11,6 +11,7 @@ import time
 
 from dispa.config.schema import LocalRateLimitFilter
 from dispa.proxy.filters.base import Filter
+from dispa.proxy.filters.keys import request_key
 from dispa.proxy.filters.token_bucket import TokenBucket
 from dispa.proxy.local_reply import RATE_LIMITED, error_reply
 
@@ -28,14 +29,7 @@ class LocalRateLimit(Filter):
         self.clock = clock
         self.buckets: dict[object, TokenBucket] = {}
         self.limited = 0
-        key = config.key
-        if key == "source_ip":
-            self._key = lambda ctx: ctx.client_ip
-        elif key == "route":
-            self._key = lambda ctx: ctx.route_name
-        else:
-            header = key.partition(":")[2].lower().encode()
-            self._key = lambda ctx: _header(ctx.request_headers, header)
+        self._key = request_key(config.key)
 
     def on_request(self, ctx):
         now = self.clock()
@@ -61,10 +55,3 @@ class LocalRateLimit(Filter):
             recent = sorted(buckets.items(), key=lambda item: item[1].updated)
             buckets = dict(recent[len(buckets) - _SWEEP_AT // 2 :])
         self.buckets = buckets
-
-
-def _header(headers, lower_name: bytes):
-    for name, value in headers:
-        if name.lower() == lower_name:
-            return value
-    return None
