@@ -131,10 +131,9 @@ DESCRIPTIONS: dict[str, str] = {
     "at most 64 KiB and has been received in full. A retry goes to another endpoint when "
     "there is one.",
     "upstreams[].retry.attempts": "Tries in total, the first one included; 1 turns retries off.",
-    "upstreams[].retry.on": "What may be retried: `connect_failure`, `reset` (connection "
-    "lost or broken response before the head; also a try cut by `per_try_timeout`), and "
-    'upstream statuses `"502"`, `"503"`, `"504"`. Quote the status codes, and quote '
-    'the key itself (`"on":`): in YAML a bare `on` means `true`.',
+    "upstreams[].retry.retry_on": "What may be retried: `connect_failure`, `reset` "
+    "(connection lost or broken response before the head; also a try cut by "
+    "`per_try_timeout`), and upstream statuses `502`, `503`, `504` (written bare or quoted).",
     "upstreams[].retry.per_try_timeout": "Time limit of each try, if shorter than the "
     "response timeout. A try cut by it may be retried (as `reset`); without it, a response "
     "timeout ends the request with 504.",

@@ -149,14 +149,23 @@ class Circuit(Strict):
 
 class Retry(Strict):
     attempts: int = Field(2, ge=1, le=10)  # total tries, first one included
-    on: tuple[str, ...] = RETRY_CONDITIONS
+    # Named retry_on, not "on": in YAML a bare `on:` key reads as the boolean true.
+    retry_on: tuple[str, ...] = RETRY_CONDITIONS
     per_try_timeout: Duration | None = None
     budget_percent: float = Field(20.0, ge=0, le=100)  # retries as a share of active requests
     min_retry_concurrency: int = Field(3, ge=0)
 
-    @field_validator("on")
+    @field_validator("retry_on", mode="before")
     @classmethod
-    def _on(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+    def _statuses_as_text(cls, value: object) -> object:
+        # 502, written bare in YAML, is a number: accept it as the condition "502".
+        if isinstance(value, list | tuple):
+            return tuple(str(item) if isinstance(item, int) else item for item in value)
+        return value
+
+    @field_validator("retry_on")
+    @classmethod
+    def _retry_on(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for item in value:
             if item not in RETRY_CONDITIONS:
                 raise ValueError(

@@ -12,6 +12,7 @@ import logging
 import time
 
 from dispa.proxy import local_reply as reasons
+from dispa.proxy.balancer.p2c_ewma import observe_latency
 from dispa.proxy.context import RequestContext
 from dispa.proxy.events import Data, EndOfMessage, Response
 from dispa.proxy.h1_writer import LAST_CHUNK, chunk, request_head
@@ -41,8 +42,10 @@ class Exchange:
         "_last_activity",
         "_pending",
         "_pending_bytes",
+        "_pending_slot",
         "_replayable",
         "_retrying",
+        "_try_started",
         "_upstream_write_paused",
         "conn",
         "ctx",
@@ -90,6 +93,8 @@ class Exchange:
         self._endpoint_held = False
         self._holding_retry = False
         self._close_delimited = False
+        self._pending_slot = False  # holds one of the circuit breaker's pending slots
+        self._try_started = 0.0
 
     # ================================================================ request side
 
@@ -180,18 +185,20 @@ class Exchange:
         ctx.attempts += 1
         endpoint.active_requests += 1
         self._endpoint_held = True
-        now = self.gateway.now
+        now = self._try_started = self.gateway.now
         conn = endpoint.pool.take(now)
         self._arm_response_timer()
         if conn is not None:
             self._attach(conn)
             return
         circuit = upstream.circuit
-        if not circuit.can_open_connection():
+        # Waiting for a new connection makes this request "pending" for the breaker.
+        if not circuit.can_open_connection() or not circuit.try_add_pending():
             self._release_endpoint()
             self._cancel_response_timer()
             self.reply(error_reply(503, reasons.CIRCUIT_OPEN))
             return
+        self._pending_slot = True
         circuit.connection_opened()
         task = self.gateway.loop.create_task(
             endpoint.pool.connect(upstream.config.timeouts.connect)
@@ -201,6 +208,7 @@ class Exchange:
 
     def _on_connected(self, task) -> None:
         self._connect_task = None
+        self._leave_pending()
         if task.cancelled():
             self.upstream.circuit.connection_closed()
             return
@@ -218,6 +226,11 @@ class Exchange:
         # The circuit counts open connections; the connection says when it closes.
         conn.on_closed = self.upstream.circuit.connection_closed
         self._attach(conn)
+
+    def _leave_pending(self) -> None:
+        if self._pending_slot:
+            self._pending_slot = False
+            self.upstream.circuit.remove_pending()
 
     def _attach(self, conn) -> None:
         self.conn = conn
@@ -296,6 +309,8 @@ class Exchange:
             self._retry()
             return
         ctx.status = status
+        # Time to the response head feeds latency-aware balancing (p2c_ewma).
+        observe_latency(ctx.endpoint, self.gateway.now - self._try_started)
         headers = response.headers
         self._close_delimited = response.content_length is None and not _is_chunked(headers)
         # Fix (integration tests): the request id is documented as echoed in the response
@@ -543,6 +558,7 @@ class Exchange:
         if self._connect_task is not None:
             self._connect_task.cancel()
             self._connect_task = None
+        self._leave_pending()
         ctx = self.ctx
         self._release_endpoint()
         upstream = self.upstream

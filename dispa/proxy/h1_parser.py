@@ -69,14 +69,31 @@ class RequestParser:
                     raise ProtocolError(431, "request header too large")
         except ProtocolError:
             raise
-        except httptools.HttpParserUpgrade:
-            raise UpgradeRequested() from None
+        except httptools.HttpParserUpgrade as upgrade:
+            # RFC 9110 7.8 lets a server ignore Upgrade: the request (already parsed, its
+            # end included) is answered as plain HTTP/1.1, and the hop-by-hop Upgrade header
+            # is not forwarded. llhttp stops after an upgrade, so parsing goes on afresh.
+            return self._after_ignored_upgrade(data, upgrade)
         except httptools.HttpParserError as exc:
             cause = exc.__context__
             if isinstance(cause, ProtocolError):
                 raise cause from None
             raise ProtocolError(400, "malformed request") from None
         events, self._events = self._events, []
+        return events
+
+    def _after_ignored_upgrade(self, data: bytes, upgrade: Exception) -> list:
+        requests = [e for e in self._events if type(e) is Request]
+        if requests and requests[-1].method == "CONNECT":
+            raise UpgradeRequested()  # a tunnel is not a request to answer: refused (501)
+        offset = upgrade.args[0] if upgrade.args and isinstance(upgrade.args[0], int) else None
+        self._parser = httptools.HttpRequestParser(self)
+        self._in_head = False
+        self.in_message = False
+        events, self._events = self._events, []
+        rest = data[offset:] if offset is not None else b""
+        if rest:
+            events += self.feed(rest)
         return events
 
     # httptools callbacks ------------------------------------------------------------

@@ -33,7 +33,7 @@ def may_retry(
     return (
         attempt < config.attempts
         and method in IDEMPOTENT_METHODS
-        and condition in config.on
+        and condition in config.retry_on
         and body_replayable
     )
 

@@ -155,3 +155,6 @@ async def run_single(config_path: str, **options) -> int:
     except ListenError as error:
         log.error("%s", error)
         return 1
+    except OSError as error:  # e.g. the admin address is already taken
+        log.error("cannot start: %s", error.strerror or error)
+        return 1

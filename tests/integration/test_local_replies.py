@@ -343,12 +343,6 @@ def test_max_requests_per_connection(gateway: Gateway) -> None:
         assert connection_closed(sock)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (h1_parser.py, not fixed here): an HTTP/1.1 request carrying 'Upgrade: h2c' "
-    "(what `curl --http2 http://...` sends) is answered 501 instead of the Upgrade being "
-    "ignored as RFC 9110 7.8 allows; every plain-HTTP curl --http2 call fails.",
-)
 def test_h2c_upgrade_offer_is_ignored(gateway: Gateway) -> None:
     result = curl("--http2", "-H", "Host: good.test", gateway.url("/"))
     assert result.returncode == 0, result.stderr

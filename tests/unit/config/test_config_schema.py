@@ -406,10 +406,10 @@ def test_required_sections():
 def test_health_path_and_retry_condition():
     data = base()
     data["upstreams"][0]["health"]["path"] = "healthz"
-    data["upstreams"][0]["retry"] = {"on": ["502", "timeout"]}
+    data["upstreams"][0]["retry"] = {"retry_on": [502, "timeout"]}
     assert problems_of(data) == [
         "upstreams[0].health.path: a health check path must start with /",
-        "upstreams[0].retry.on: 'timeout' is not a retry condition; "
+        "upstreams[0].retry.retry_on: 'timeout' is not a retry condition; "
         "use connect_failure, reset, 502, 503, 504",
     ]
 

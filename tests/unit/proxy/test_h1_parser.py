@@ -290,12 +290,16 @@ def test_errors_carry_a_reason():
     assert str(error) == error.reason
 
 
-def test_websocket_upgrade_raises_upgrade_requested():
-    with pytest.raises(UpgradeRequested):
-        parse(
-            b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
-            b"Sec-WebSocket-Version: 13\r\n\r\n"
-        )
+def test_an_upgrade_offer_is_ignored_and_parsing_goes_on():
+    # RFC 9110 7.8: the request is answered as plain HTTP/1.1 (curl --http2 sends this).
+    events = parse(
+        b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+        b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n"
+        b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n"
+    )
+    paths = [e.path for e in events if isinstance(e, Request)]
+    assert paths == ["/ws", "/next"]
+    assert sum(isinstance(e, EndOfMessage) for e in events) == 2
 
 
 def test_connect_raises_upgrade_requested():

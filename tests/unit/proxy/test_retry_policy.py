@@ -42,7 +42,7 @@ def test_no_retry_for_methods_that_are_not_idempotent(method):
 
 
 def test_no_retry_for_conditions_not_configured():
-    config = Retry(on=("connect_failure", "503"))
+    config = Retry(retry_on=("connect_failure", "503"))
     assert may_retry(config, "PUT", "connect_failure", attempt=1, body_replayable=True)
     assert may_retry(config, "PUT", "503", attempt=1, body_replayable=True)
     assert not may_retry(config, "PUT", "reset", attempt=1, body_replayable=True)
