@@ -3,8 +3,8 @@
 Each node holds, per (limit, key), the tokens it leased for the current window. A request
 spends one with no network call. When the tokens run low the node asks the ledger (a
 replicated command) for more, before it runs out. A node with no token yet (the first
-request of a key in a window) may admit ``BORROW`` request(s) on credit while its lease is
-in flight, repaid from the grant; everything else without a token is refused. The ledger
+request of a key in a window, before any grant) may admit ``BORROW`` request(s) on credit
+while its lease is in flight, repaid from the grant; everything else without a token is refused. The ledger
 never grants more than the limit in one window, so while a node reaches the quorum the
 cluster admits at most ``limit + BORROW x nodes`` per window and key (the credit is lost
 only when the ledger is already empty), and under-admission is bounded by the tokens still
@@ -90,7 +90,9 @@ class LeasedQuota:
                 slot.fallback_used += 1
             self.fallback_limits[limit_name] = share
         else:
-            admitted = not slot.exhausted and slot.debt < BORROW
+            # Credit only before the first grant of the window: later, the node knows the
+            # ledger's state from its own leases and asks ahead of running out.
+            admitted = not slot.exhausted and slot.last_grant == 0 and slot.debt < BORROW
             if admitted:
                 slot.debt += 1
             if not slot.pending and not slot.exhausted:

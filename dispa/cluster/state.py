@@ -120,6 +120,11 @@ class ClusterState:
         start = math.floor(now / window) * window
         slot = f"{limit_name}\x00{key}"
         entry = self.quota.get(slot)
+        if entry is not None and start < entry["window"]:
+            # A request stamped in a window that has already rolled over on the ledger (it
+            # was sent late, or by a node whose clock lags): nothing left to grant, and the
+            # newer window's ledger must not be reset by it.
+            return {"ok": True, "granted": 0, "window": start, "outstanding": 0}
         if entry is None or entry["window"] != start or entry["limit"] != limit:
             entry = self.quota[slot] = {"window": start, "limit": int(limit), "leases": {}}
         granted_total = sum(entry["leases"].values())

@@ -131,3 +131,11 @@ def test_replicas_applying_the_same_commands_reach_the_same_state(commands):
     assert first == second
     restored = ClusterState.from_plain(first)
     assert restored.to_plain() == first
+
+
+def test_a_late_request_for_an_old_window_cannot_reset_the_current_ledger():
+    state = ClusterState()
+    assert state.lease_quota("api", "k", "n1", 10, 10, 1.0, 7.5)["granted"] == 10
+    late = state.lease_quota("api", "k", "n2", 10, 10, 1.0, 6.9)
+    assert late == {"ok": True, "granted": 0, "window": 6.0, "outstanding": 0}
+    assert state.lease_quota("api", "k", "n2", 10, 10, 1.0, 7.6)["granted"] == 0
