@@ -4,12 +4,12 @@ Each node holds, per (limit, key), the tokens it leased for the current window. 
 spends one with no network call. When the tokens run low the node asks the ledger (a
 replicated command) for more, before it runs out. A node with no token yet (the first
 request of a key in a window, before any grant) may admit ``BORROW`` request(s) on credit
-while its lease is in flight, repaid from the grant; everything else without a token is refused. The ledger
-never grants more than the limit in one window, so while a node reaches the quorum the
-cluster admits at most ``limit + BORROW x nodes`` per window and key (the credit is lost
-only when the ledger is already empty), and under-admission is bounded by the tokens still
-leased but unspent when the window ends (leases shrink as the ledger empties, so that
-remainder is small).
+while its lease is in flight, repaid from the grant; everything else without a token is
+refused. The ledger never grants more than the limit in one window, so while a node
+reaches the quorum the cluster admits at most ``limit + BORROW x nodes`` per window and
+key (the credit is lost only when the ledger is already empty), and under-admission is
+bounded by the tokens still leased but unspent when the window ends (leases shrink as the
+ledger empties, so that remainder is small).
 
 Cut off from the quorum, a node keeps spending what it holds, then falls back to
 ``limit / cluster size`` per window on its own. In that mode each cut-off node may admit
