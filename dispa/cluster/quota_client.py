@@ -8,8 +8,8 @@ while its lease is in flight, repaid from the grant; everything else without a t
 refused. The ledger never grants more than the limit in one window, so while a node
 reaches the quorum the cluster admits at most ``limit + BORROW x nodes`` per window and
 key (the credit is lost only when the ledger is already empty), and under-admission is
-bounded by the tokens still leased but unspent when the window ends (leases shrink as the
-ledger empties, so that remainder is small).
+bounded by the tokens still leased but unspent when the window ends (at most one slice
+per node; a busy node spends its slice long before that).
 
 Cut off from the quorum, a node keeps spending what it holds, then falls back to
 ``limit / cluster size`` per window on its own. In that mode each cut-off node may admit
