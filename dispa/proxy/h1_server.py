@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
 
 from dispa.proxy import local_reply as reasons
 from dispa.proxy.context import RequestContext
@@ -21,6 +20,9 @@ from dispa.proxy.h1_parser import ProtocolError, RequestParser, UpgradeRequested
 from dispa.proxy.h1_writer import LAST_CHUNK, chunk, response_head
 from dispa.proxy.local_reply import error_reply, reason_phrase
 
+# Why reading from a client is paused: the exchange's body is waiting for an upstream
+# connection, the upstream is not taking the body fast enough, or pipelined requests pile up.
+_PAUSE_REASONS = {"pending": 1, "upstream": 2, "queue": 4}
 # Bytes of queued pipelined requests after which the client is paused.
 _QUEUE_HIGH_WATER = 256 * 1024
 _PROTOCOL_REASONS = {
@@ -31,6 +33,34 @@ _PROTOCOL_REASONS = {
 
 
 class H1ServerConnection(asyncio.Protocol):
+    # Slots, a list for the queue and bits for pause reasons: thousands of idle keep-alive
+    # connections each cost little memory.
+    __slots__ = (
+        "broken",
+        "client_ip",
+        "client_port",
+        "closing",
+        "deadline",
+        "exchange",
+        "gateway",
+        "keep_alive",
+        "last_read",
+        "limits",
+        "listener",
+        "parser",
+        "paused_for",
+        "pending_head",
+        "pumping",
+        "queue",
+        "queued_bytes",
+        "request_http10",
+        "requests_served",
+        "response_chunked",
+        "response_head_only",
+        "timer_reason",
+        "transport",
+    )
+
     def __init__(self, gateway, listener) -> None:
         self.gateway = gateway
         self.listener = listener
@@ -40,9 +70,9 @@ class H1ServerConnection(asyncio.Protocol):
         self.client_ip = ""
         self.client_port = 0
         self.exchange: Exchange | None = None
-        self.queue: deque = deque()
+        self.queue: list = []  # events of requests not yet taken by an exchange
         self.queued_bytes = 0
-        self.paused_for: set[str] = set()
+        self.paused_for = 0  # bits of _PAUSE_REASONS while reading is paused
         self.pending_head: bytes | None = None
         self.keep_alive = True
         self.closing = False
@@ -136,22 +166,22 @@ class H1ServerConnection(asyncio.Protocol):
                 if kind is Request:
                     if self.exchange is not None:
                         break
-                    queue.popleft()
+                    del queue[0]
                     self._start(event)
                 elif kind is Data:
-                    queue.popleft()
+                    del queue[0]
                     self.queued_bytes -= len(event.data)
                     if self.exchange is not None:
                         self.exchange.on_request_data(event.data)
                 else:
-                    queue.popleft()
+                    del queue[0]
                     if self.exchange is not None:
                         self.exchange.on_request_end()
         finally:
             self.pumping = False
         if self.queued_bytes > _QUEUE_HIGH_WATER:
             self.pause_reading("queue")
-        elif "queue" in self.paused_for:
+        elif self.paused_for & _PAUSE_REASONS["queue"]:
             self.resume_reading("queue")
         if (
             self.exchange is None
@@ -279,11 +309,12 @@ class H1ServerConnection(asyncio.Protocol):
     def pause_reading(self, reason: str) -> None:
         if not self.paused_for and self.transport is not None:
             self.transport.pause_reading()
-        self.paused_for.add(reason)
+        self.paused_for |= _PAUSE_REASONS[reason]
 
     def resume_reading(self, reason: str) -> None:
-        if reason in self.paused_for:
-            self.paused_for.discard(reason)
+        bit = _PAUSE_REASONS[reason]
+        if self.paused_for & bit:
+            self.paused_for &= ~bit
             if not self.paused_for and self.transport is not None and not self.closing:
                 self.transport.resume_reading()
 
@@ -301,8 +332,8 @@ class H1ServerConnection(asyncio.Protocol):
         self.exchange = None
         self._cancel_timer()
         paused = bool(self.paused_for)
-        self.paused_for.discard("pending")
-        self.paused_for.discard("upstream")
+        # What paused reading for the finished exchange no longer holds.
+        self.paused_for &= ~(_PAUSE_REASONS["pending"] | _PAUSE_REASONS["upstream"])
         self.pending_head = None
         if client_gone or self.closing:
             return
