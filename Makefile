@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SYSTEM_STAMP := .system-packages.installed
 SYSTEM_PACKAGES := curl nginx-light haproxy wrk etcd-server etcd-client
 
-.PHONY: setup system-packages demo test test-slow lint format bench clean
+.PHONY: setup system-packages demo test test-slow lint format bench bench-cluster clean
 
 setup: $(STAMP)
 
@@ -45,6 +45,9 @@ format: setup
 
 bench: setup system-packages
 	$(PY) bench/run.py $(ARGS)
+
+bench-cluster: setup system-packages
+	$(PY) bench/cluster.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .coverage *.egg-info
