@@ -61,9 +61,6 @@ T = TypeVar("T")
 # races with other cores.
 CONFIG_ATTEMPTS = 10
 LEDGER_ATTEMPTS = 20
-# etcd refuses transactions of more than 128 operations, and requests over 1.5 MiB.
-BATCH_OPERATIONS = 100
-BATCH_BYTES = 1 << 20
 STATUS_INTERVAL = 2.0
 WATCH_RETRY_MAX = 2.0
 
@@ -448,7 +445,6 @@ class EtcdClusterStore:
         self,
         command: Callable[[ClusterState], dict],
         also_read: tuple[int, ...] = (),
-        always_write: bool = False,
     ) -> dict:
         """Run a config command on what etcd holds; write its outcome if nobody raced us."""
         async with self._locks.hold(self.keys.revision):
@@ -456,7 +452,7 @@ class EtcdClusterStore:
                 state, guard, based_on = await self._read_config(also_read)
                 known = set(state.history)
                 result = command(state)
-                if not result.get("ok") or (result.get("unchanged") and not always_write):
+                if not result.get("ok") or result.get("unchanged"):
                     await self._mirror.wait_seen(based_on, self.timeouts.mirror)
                     return result
                 puts = [
@@ -607,57 +603,22 @@ class EtcdClusterStore:
     # ------------------------------------------------------------------ restore
 
     async def restore_state(self, plain):
-        """Disaster recovery, as in the Raft store: members, sessions and history become the
-        backup's, and its config a new revision after the current one. Not one transaction
-        (etcd bounds their size): the data goes first in batches, the revision last, so
-        nodes apply the restored config only once it is all there. Quota ledgers are
-        dropped: a backup's ledger belongs to a past window, which Raft would reset anyway."""
+        """Disaster recovery, as in the Raft store (``ClusterState.restore_backup``): the
+        backup's config becomes a new revision after both this cluster's and the backup's
+        latest; history and members stay; live sessions of the backup are added (each on
+        an etcd lease). Quota ledgers are not restored: they belong to past windows."""
         restored = ClusterState.from_plain(plain)
-        wanted: dict[str, tuple[bytes, int]] = {}
-        for node_id, member in restored.members.items():
-            wanted[self.keys.member(node_id)] = (_encode(member), 0)
+        now = time.time()
         for slot, entry in restored.sessions.items():
-            if entry[1] > time.time():
+            if entry[1] > now:
                 upstream, _, session = slot.partition("\x00")
-                lease_id = await self._lease_until(entry[1])
-                wanted[self.keys.session(upstream, session)] = (_encode(entry), lease_id)
-        for number, entry in restored.history.items():
-            wanted[self.keys.history(number)] = (_encode(entry), 0)
-        async with self._locks.hold(self.keys.revision):
-            await self._replace_all_but_revision(wanted)
-        config = restored.current_config()
+                await self.put_session(upstream, session, entry[0], entry[1] - now, now)
+        backup = {**restored.to_plain(), "sessions": {}}
 
         def restore(state: ClusterState) -> dict:
-            state.revision = max(restored.revision, state.revision)
-            if config is None:
-                return {"ok": True, "revision": state.revision}
-            return state.put_config(config, None, 0.0, "restore", "restored from backup")
+            return state.restore_backup(backup, now)
 
-        return await self._config_command(
-            restore, also_read=(restored.revision,), always_write=True
-        )
-
-    async def _replace_all_but_revision(self, wanted: dict[str, tuple[bytes, int]]) -> None:
-        existing = await self._etcd(
-            lambda client: client.get_prefix(self.keys.root.encode(), keys_only=True), writes=False
-        )
-        keep = {*wanted, self.keys.revision}
-        operations: list = [
-            _delete_op(kv.key.decode()) for kv in existing if kv.key.decode() not in keep
-        ]
-        operations += [_put_op(key, value, lease) for key, (value, lease) in wanted.items()]
-        batch: list = []
-        size = 0
-        for operation in operations:
-            batch.append(operation)
-            size += len(getattr(operation, "value", b"")) + 64
-            if len(batch) >= BATCH_OPERATIONS or size >= BATCH_BYTES:
-                await self._commit([], batch)
-                batch, size = [], 0
-        if batch:
-            await self._commit([], batch)
-
-    # ------------------------------------------------------------------ the mirror
+        return await self._config_command(restore, also_read=(restored.revision,))
 
     async def _load_everything(self) -> None:
         everything = await self._etcd(

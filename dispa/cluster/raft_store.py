@@ -150,20 +150,8 @@ class RaftStore(SyncObj):
 
     @replicated(ver=0)
     @_total
-    def restore_state(self, plain):
-        """Disaster recovery: replace the whole state with a backup (config revisions kept
-        monotonic: the restored config becomes a new revision after the current one)."""
-        restored = ClusterState.from_plain(plain)
-        current_revision = self.state.revision
-        restored_config = restored.current_config()
-        restored.revision = max(restored.revision, current_revision)
-        self.state = restored
-        if restored_config is not None:
-            result = self.state.put_config(
-                restored_config, None, 0.0, "restore", "restored from backup"
-            )
-            return self._applied(result)
-        return {"ok": True, "revision": self.state.revision}
+    def restore_state(self, plain, now):
+        return self._applied(self.state.restore_backup(plain, now))
 
     def _applied(self, result: dict) -> dict:
         if result.get("ok") and self._on_applied is not None:

@@ -82,6 +82,36 @@ class ClusterState:
             note=f"rollback to revision {to_revision}",
         )
 
+    def restore_backup(self, backup: dict, now: float) -> dict:
+        """Disaster recovery: the backup's config becomes a new revision.
+
+        It is numbered after both this cluster's latest revision and the backup's, so no
+        revision number ever names two configs. This cluster's history and members stay
+        (a backup of another cluster must not overwrite who is in this one); sessions of
+        the backup that have not expired are added.
+        """
+        if not isinstance(backup, dict):
+            return _refuse("not a backup")
+        restored = ClusterState.from_plain(backup)
+        for slot, entry in restored.sessions.items():
+            if entry[1] > now:
+                self.sessions[slot] = list(entry)
+        config = restored.current_config()
+        if config is None:
+            return {"ok": True, "revision": self.revision, "unchanged": True}
+        newest = max(self.revision, restored.revision)
+        if newest == self.revision and config == self.current_config():
+            return {"ok": True, "revision": self.revision, "unchanged": True}
+        self.revision = newest + 1
+        self.history[str(self.revision)] = {
+            "config": config,
+            "time": float(now),
+            "author": "restore",
+            "note": f"restored from a backup at revision {restored.revision}",
+        }
+        self._trim_history()
+        return {"ok": True, "revision": self.revision}
+
     def current_config(self) -> dict | None:
         entry = self.history.get(str(self.revision))
         return entry["config"] if entry else None

@@ -10,6 +10,7 @@ returns only once committed, or raises ``CommandFailed``.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Protocol
 
@@ -118,7 +119,7 @@ class RaftClusterStore:
         return await self._run("expire_sessions", now)
 
     async def restore_state(self, plain):
-        return await self._run("restore_state", plain)
+        return await self._run("restore_state", plain, time.time())
 
     async def change_membership(self, add: bool, raft_address: str) -> None:
         """Add or remove a Raft member; raises CommandFailed when refused or unconfirmed."""

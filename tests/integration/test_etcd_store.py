@@ -361,7 +361,7 @@ async def test_sessions_expire_through_etcd_leases(stores: Stores) -> None:
     assert (await stores.open()).state.sessions == {}
 
 
-async def test_restore_replaces_the_state_and_adds_a_revision(stores: Stores) -> None:
+async def test_restore_adds_the_backups_config_as_a_new_revision(stores: Stores) -> None:
     source = await stores.open()
     for index in range(3):
         await source.put_config(shared_config(f"old-{index}"), None, NOW, "", "")
@@ -374,12 +374,13 @@ async def test_restore_replaces_the_state_and_adds_a_revision(stores: Stores) ->
         for index in range(5):
             await store.put_config(shared_config(f"new-{index}"), None, NOW, "", "")
         await store.add_member("core-9", "127.0.0.1:7009", "127.0.0.1:9919", "us")
-        # As the Raft store does: the backup's state, its config a revision after the current.
+        # As the Raft store does: a new revision after both clusters' latest; this
+        # cluster's history and members stay.
         assert await store.restore_state(backup) == {"ok": True, "revision": 6}
-        assert sorted(map(int, store.state.history)) == [1, 2, 3, 6]
+        assert sorted(map(int, store.state.history)) == [1, 2, 3, 4, 5, 6]
         assert store.state.current_config() == shared_config("old-2")
-        assert store.state.history["6"]["note"] == "restored from backup"
-        assert set(store.state.members) == {"core-1"}
+        assert store.state.history["6"]["note"] == "restored from a backup at revision 3"
+        assert set(store.state.members) == {"core-9"}
         assert (await target.open()).state.to_plain() == store.state.to_plain()
     finally:
         await target.close()
