@@ -158,6 +158,24 @@ class UpstreamRuntime:
 
     # -------------------------------------------------------------- lifecycle
 
+    def adopt(self, previous: UpstreamRuntime) -> None:
+        """Carry health and outlier history over from the runtime this one replaces, where
+        their settings did not change: a reload must not make a failing endpoint healthy."""
+        config = self.config
+        if config.outlier == previous.config.outlier:
+            self.outlier = previous.outlier
+            self.outlier.set_pool(self.endpoints)
+        if (
+            self.health is not None
+            and previous.health is not None
+            and config.health == previous.config.health
+        ):
+            self.health = previous.health
+            previous.health = None  # now ours: stopping the old runtime leaves it running
+            self.health.on_change = self._on_health_change
+            self.health.update(self.endpoints)
+        self.refresh()
+
     def start(self) -> None:
         if self.health is not None:
             self.health.start()
@@ -255,7 +273,10 @@ class UpstreamSet:
         old = self.by_name
         self.by_name = prepared
         for name, runtime in prepared.items():
-            if old.get(name) is not runtime:
+            previous = old.get(name)
+            if previous is not runtime:
+                if previous is not None:
+                    runtime.adopt(previous)
                 runtime.start()
         live = {id(e) for r in prepared.values() for e in r.endpoints}
         for name, runtime in old.items():

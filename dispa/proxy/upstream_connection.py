@@ -96,7 +96,16 @@ class UpstreamConnection(asyncio.Protocol):
 class EndpointPool:
     """Idle keep-alive connections to one endpoint."""
 
-    __slots__ = ("address", "host", "idle", "idle_timeout", "max_idle", "open_connections", "port")
+    __slots__ = (
+        "address",
+        "host",
+        "idle",
+        "idle_timeout",
+        "max_idle",
+        "open_connections",
+        "port",
+        "retired",
+    )
 
     def __init__(self, host: str, port: int, max_idle: int, idle_timeout: float) -> None:
         self.host = host
@@ -106,6 +115,7 @@ class EndpointPool:
         self.idle_timeout = idle_timeout
         self.idle: list[UpstreamConnection] = []
         self.open_connections = 0
+        self.retired = False  # set when the endpoint leaves the config
 
     def take(self, now: float) -> UpstreamConnection | None:
         idle = self.idle
@@ -120,7 +130,7 @@ class EndpointPool:
         if connection.closed:
             return
         connection.exchange = None
-        if len(self.idle) >= self.max_idle:
+        if self.retired or len(self.idle) >= self.max_idle:
             connection.close()
             return
         connection.idle_since = now
@@ -138,6 +148,8 @@ class EndpointPool:
             connection.close()
 
     def close_all(self) -> None:
+        """The endpoint left the config: close what is idle, and what comes back later."""
+        self.retired = True
         for connection in list(self.idle):
             connection.close()
         self.idle.clear()
