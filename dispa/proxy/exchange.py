@@ -284,6 +284,13 @@ class Exchange:
             chunked=self._body_chunked,
         )
 
+    def on_response_data(self, conn, data: bytes) -> None:
+        """Body bytes from the upstream: the most frequent event, so it has its own door."""
+        if conn is self.conn:
+            self.ctx.bytes_out += len(data)
+            self._last_activity = self.gateway.now
+            self.downstream.send_body(data)
+
     def on_upstream_event(self, conn, event) -> None:
         if conn is not self.conn:
             return
@@ -581,7 +588,8 @@ class Exchange:
                     on_log(ctx)
                 except Exception:  # on_log must never break the exchange
                     log.exception("a filter failed in on_log")
-        gateway.log_access(ctx)
+        if gateway.access_log.enabled:
+            gateway.log_access(ctx)
         self.downstream.exchange_finished(self, client_gone)
 
 

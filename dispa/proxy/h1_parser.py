@@ -39,6 +39,7 @@ class RequestParser:
         "_parser",
         "_stream_id",
         "_url",
+        "batch_body_bytes",
         "in_message",
     )
 
@@ -55,8 +56,10 @@ class RequestParser:
         self._in_head = False
         self._body_bytes = 0
         self.in_message = False  # a request has begun and not yet ended
+        self.batch_body_bytes = 0  # body bytes in the events of the last feed
 
     def feed(self, data: bytes) -> list:
+        self.batch_body_bytes = 0
         head_of = self._stream_id if self._in_head else None
         try:
             self._parser.feed_data(data)
@@ -188,6 +191,7 @@ class RequestParser:
         )
 
     def on_body(self, body: bytes) -> None:
+        self.batch_body_bytes += len(body)
         if self._max_body:
             self._body_bytes += len(body)
             if self._body_bytes > self._max_body:

@@ -113,11 +113,13 @@ class H1ServerConnection(asyncio.Protocol):
             self._protocol_error(501)
             return
         self.last_read = self.gateway.now = time.monotonic()
-        queue = self.queue
-        for event in events:
-            queue.append(event)
-            if type(event) is Data:
-                self.queued_bytes += len(event.data)
+        body_bytes = self.parser.batch_body_bytes
+        if body_bytes:
+            self.queued_bytes += body_bytes
+        if self.queue:
+            self.queue += events
+        else:
+            self.queue = events  # the parser hands over a fresh list: no copying
         self._pump()
         if self.timer_reason == "idle" and self.parser.in_message:
             # A new request has begun arriving: its head must now come in time.

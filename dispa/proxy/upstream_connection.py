@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import time
 
-from dispa.proxy.events import Response
+from dispa.proxy.events import Data, Response
 from dispa.proxy.h1_parser import ProtocolError, ResponseParser
 
 
@@ -56,9 +56,13 @@ class UpstreamConnection(asyncio.Protocol):
             return
         downstream = exchange.downstream
         for event in events:
-            if type(event) is Response:
-                self.keep_alive = event.keep_alive
-            exchange.on_upstream_event(self, event)
+            kind = type(event)
+            if kind is Data:
+                exchange.on_response_data(self, event.data)
+            else:
+                if kind is Response:
+                    self.keep_alive = event.keep_alive
+                exchange.on_upstream_event(self, event)
         # A response head held back for coalescing goes out now if no body came with it.
         downstream.flush()
 
