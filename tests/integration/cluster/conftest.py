@@ -321,6 +321,10 @@ class Cluster:
             core.kill()
 
     def stop_all(self) -> None:
+        """SIGTERM to every core at once, then wait for each (SIGKILL if it lingers)."""
+        for core in self.cores:
+            if core.alive():
+                core.popen.send_signal(signal.SIGTERM)
         for core in self.cores:
             core.stop()
 
@@ -362,19 +366,29 @@ class Cluster:
         return status
 
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> dict:
-        def ready() -> dict | None:
+        """The leader's cluster status once ready; fails at once if a core crashed (exited
+        without being killed), with its log, rather than waiting out the timeout."""
+        deadline = time.monotonic() + timeout
+        last_error: Exception | None = None
+        while True:
             for core in self.cores:
                 if core.crashed():
                     raise AssertionError(
                         f"{core.node_id} exited with {core.popen.returncode}:\n"
                         + core.stderr_text()[-3000:]
                     )
-            return self.ready_status()
-
-        try:
-            return wait_until(ready, timeout=timeout, interval=0.1, what="a leader and all cores")
-        except AssertionError as error:
-            raise AssertionError(f"{error}\n{self.logs_tail()}") from None
+            try:
+                status = self.ready_status()
+            except (OSError, AssertionError, ValueError) as error:
+                status, last_error = None, error
+            if status:
+                return status
+            if time.monotonic() >= deadline:
+                raise AssertionError(
+                    f"timed out after {timeout}s waiting for a leader and all cores"
+                    f" (last error: {last_error!r})\n{self.logs_tail()}"
+                )
+            time.sleep(0.1)
 
     def leader(self) -> CoreProcess:
         status = self.wait_ready()
@@ -569,8 +583,9 @@ def make_cluster(tmp_path: Path) -> Iterator[Callable[..., Cluster]]:
     try:
         yield make
     finally:
+        # SIGTERM first: a core that exits cleanly also saves its coverage data.
         for cluster in clusters:
-            cluster.kill_all()
+            cluster.stop_all()
 
 
 @pytest.fixture
@@ -588,4 +603,4 @@ def shared_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster
         cluster.start()
         yield cluster
     finally:
-        cluster.kill_all()
+        cluster.stop_all()
