@@ -122,8 +122,8 @@ DESCRIPTIONS: dict[str, str] = {
     "upstreams[].circuit.max_connections": "Most connections open to the whole pool (idle "
     "and busy, dials in progress included). A request that needs a new connection "
     "beyond it gets 503 `circuit_open`.",
-    "upstreams[].circuit.max_pending": "Accepted but not enforced in 0.1.0: requests never "
-    "queue for a connection (one is taken from the pool or dialled at once).",
+    "upstreams[].circuit.max_pending": "Most requests waiting for a new connection to be "
+    "dialled (none idle in the pool). Beyond it, 503 `circuit_open`.",
     "upstreams[].circuit.max_requests": "Most requests in flight to the pool. Beyond it, "
     "503 `circuit_open`.",
     "upstreams[].retry": "Retries of failed tries. Only idempotent methods (GET, HEAD, "
@@ -306,7 +306,8 @@ LOCAL_REPLIES: dict[str, tuple[str, str]] = {
     ),
     "unsupported_upgrade": (
         "501",
-        "The client asked for a protocol upgrade (WebSocket, h2c); 0.1.0 does not proxy upgrades.",
+        "The client sent CONNECT: Dispa does not tunnel. Other Upgrade offers (WebSocket, "
+        "h2c) are ignored and the request is answered as HTTP/1.1.",
     ),
     "upstream_connect_failure": (
         "502",

@@ -39,8 +39,8 @@ class ClusterCollector:
         yield fallback
         bound = GaugeMetricFamily(
             "dispa_rate_limit_overadmission_bound",
-            "Requests per window this node may admit beyond the cluster-wide limit "
-            "(0 while it leases quota from the quorum).",
+            "Requests per window and key this node may admit beyond the cluster-wide limit: "
+            "its one request on credit while leasing, or its share while cut off.",
             labels=["limit"],
         )
         for name, tokens in quota["overadmission_bound"].items():

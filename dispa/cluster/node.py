@@ -76,6 +76,7 @@ class CoreNode:
             LocalGatewayView(self.gateway), host, port, cluster_routes(self)
         )
         loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
         loop.add_signal_handler(signal.SIGTERM, self.stop)
         loop.add_signal_handler(signal.SIGINT, self.stop)
         tasks = [
@@ -123,6 +124,14 @@ class CoreNode:
             secret,
             timings,
             self._on_committed,
+        )
+
+    def _on_sighup(self) -> None:
+        # The gateway config of a core comes from the cluster (dispa apply); its own file
+        # (identity, peers, listeners) is read at start only.
+        log.warning(
+            "SIGHUP ignored: apply gateway config with 'dispa apply'; restart the "
+            "core to change its own file"
         )
 
     def stop(self) -> None:

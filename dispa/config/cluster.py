@@ -51,6 +51,17 @@ class RaftSettings(Strict):
     heartbeat: Duration = 0.05
     connection_timeout: Duration = 1.5
 
+    @model_validator(mode="after")
+    def _timings_fit_together(self) -> RaftSettings:
+        # pysyncobj asserts these relations; a bad file must say which field is wrong.
+        if not 0 < self.heartbeat < self.election_min:
+            raise ValueError("heartbeat must be above 0 and below election_min")
+        if self.election_max <= self.election_min:
+            raise ValueError("election_max must be greater than election_min")
+        if self.connection_timeout <= self.election_max:
+            raise ValueError("connection_timeout must be greater than election_max")
+        return self
+
 
 class NodeSettings(Strict):
     id: str = Field(pattern=_NAME)

@@ -14,7 +14,14 @@ class LocalGatewayView:
 
     def is_ready(self) -> bool:
         gateway = self.gateway
-        return gateway.snapshot is not None and not gateway.draining and bool(gateway.listeners)
+        snapshot = gateway.snapshot
+        # Revision 0 is a core still waiting for its first config: it answers 503 to all.
+        return (
+            snapshot is not None
+            and snapshot.revision > 0
+            and not gateway.draining
+            and bool(gateway.listeners)
+        )
 
     def config_document(self) -> dict:
         snapshot = self.gateway.snapshot
