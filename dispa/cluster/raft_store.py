@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import time
 
 import msgpack
 import zstandard
@@ -33,6 +34,7 @@ from dispa.cluster.state import ClusterState
 log = logging.getLogger("dispa.raft")
 
 SNAPSHOT_FORMAT = 1
+_KEEPALIVE = {"type": "dispa_keepalive"}
 
 
 def _total(method):
@@ -99,12 +101,36 @@ class RaftStore(SyncObj):
             connectionTimeout=timings.connection_timeout,
             connectionRetryTime=0.5,
             leaderFallbackTimeout=max(timings.election_max * 4, 2.0),
-            appendEntriesUseBatch=True,
+            # Without batching a command wakes pysyncobj at once instead of waiting for the
+            # next tick and heartbeat: commits measured 108 ms -> 8 ms (docs/benchmarks.md).
+            appendEntriesUseBatch=False,
             commandsWaitLeader=False,
             logCompactionMinEntries=5000,
             logCompactionMinTime=300,
         )
         super().__init__(self_address, partners, conf)
+        self._keepalive_period = timings.heartbeat
+        self._keepalive_sent = 0.0
+        self.addOnTickCallback(self._keep_links_alive)
+
+    def _keep_links_alive(self) -> None:
+        """Send a tiny message to every other core each heartbeat.
+
+        pysyncobj closes a connection that has read nothing for ``connectionTimeout`` when
+        it next sends on it, dropping that message. Followers never talk to each other, so
+        the first vote request after a leader dies was always lost and every failover took
+        two election rounds (median 1.1 s). Receivers ignore message types they do not know.
+        """
+        now = time.monotonic()
+        if now - self._keepalive_sent < self._keepalive_period:
+            return
+        self._keepalive_sent = now
+        transport = self._SyncObj__transport  # pysyncobj offers no public way to send
+        for node in self.otherNodes:
+            try:
+                transport.send(node, _KEEPALIVE)
+            except Exception:  # a link that is down is pysyncobj's to reconnect
+                log.debug("keepalive to %s not sent", node)
 
     # ------------------------------------------------------------------ replicated commands
 

@@ -54,8 +54,8 @@ class RaftSettings(Strict):
     @model_validator(mode="after")
     def _timings_fit_together(self) -> RaftSettings:
         # pysyncobj asserts these relations; a bad file must say which field is wrong.
-        if not 0 < self.heartbeat < self.election_min:
-            raise ValueError("heartbeat must be above 0 and below election_min")
+        if not 0 < self.heartbeat * 3 < self.election_min:
+            raise ValueError("heartbeat must be above 0 and below a third of election_min")
         if self.election_max <= self.election_min:
             raise ValueError("election_max must be greater than election_min")
         if self.connection_timeout <= self.election_max:
