@@ -194,15 +194,7 @@ class SessionAffinity(Strict):
 
 class Upstream(Strict):
     name: str = Field(pattern=_NAME)
-    lb: Literal[
-        "round_robin",
-        "weighted_round_robin",
-        "random",
-        "least_request",
-        "p2c_ewma",
-        "ring_hash",
-        "maglev",
-    ] = "round_robin"
+    lb: Literal[LB_POLICIES] = "round_robin"
     hash: HashPolicy | None = None
     endpoints: tuple[EndpointConfig, ...] = Field(min_length=1)
     health: HealthCheck | None = None

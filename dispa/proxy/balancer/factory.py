@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
+from dispa.config.schema import LB_POLICIES
 from dispa.proxy.balancer.base import Balancer
 from dispa.proxy.balancer.least_request import LeastRequest
 from dispa.proxy.balancer.maglev import Maglev
@@ -15,15 +16,8 @@ from dispa.proxy.balancer.round_robin import RoundRobin
 from dispa.proxy.balancer.weighted_round_robin import WeightedRoundRobin
 from dispa.proxy.endpoint import Endpoint
 
-POLICIES = (
-    "round_robin",
-    "weighted_round_robin",
-    "random",
-    "least_request",
-    "p2c_ewma",
-    "ring_hash",
-    "maglev",
-)
+# The config model owns the list of policy names; the data plane builds what it names.
+POLICIES = LB_POLICIES
 # Policies that use the request's hash_key, and the only ones that take bounded_load.
 HASHING_POLICIES = ("ring_hash", "maglev")
 
