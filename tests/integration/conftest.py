@@ -8,7 +8,6 @@ stopped (SIGTERM, then SIGKILL of its process group) when that fixture ends.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -16,21 +15,22 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
+from support import async_wait_until, free_ports, wait_until  # noqa: F401 (re-exported)
 
 REPO = Path(__file__).resolve().parents[2]
 _VENV_PYTHON = REPO / ".venv" / "bin" / "python"
 PYTHON = str(_VENV_PYTHON) if _VENV_PYTHON.exists() else sys.executable
 FAULTY_UPSTREAM = Path(__file__).resolve().parent / "upstreams" / "faulty.py"
+
 READY_TIMEOUT = 10.0
 HOST = "127.0.0.1"
 
@@ -38,60 +38,8 @@ HOST = "127.0.0.1"
 # ---------------------------------------------------------------- ports and waiting
 
 
-def free_ports(count: int) -> list[int]:
-    """Distinct ports the kernel just handed out (all held open together, then released)."""
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket()
-            sock.bind((HOST, 0))
-            sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
 def free_port() -> int:
     return free_ports(1)[0]
-
-
-def wait_until(
-    predicate: Callable[[], Any], *, timeout: float = 10.0, interval: float = 0.05, what: str = ""
-) -> Any:
-    """Poll ``predicate`` until it returns something truthy; exceptions count as not yet."""
-    deadline = time.monotonic() + timeout
-    last_error: BaseException | None = None
-    while True:
-        try:
-            result = predicate()
-        except Exception as error:
-            result, last_error = None, error
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            detail = f" (last error: {last_error!r})" if last_error else ""
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}{detail}")
-        time.sleep(interval)
-
-
-async def async_wait_until(
-    predicate: Callable[[], Any], *, timeout: float = 10.0, interval: float = 0.05, what: str = ""
-) -> Any:
-    """``wait_until`` for async tests: sleeps on the loop so client tasks keep running."""
-    deadline = time.monotonic() + timeout
-    last_error: BaseException | None = None
-    while True:
-        try:
-            result = predicate()
-        except Exception as error:
-            result, last_error = None, error
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            detail = f" (last error: {last_error!r})" if last_error else ""
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}{detail}")
-        await asyncio.sleep(interval)
 
 
 def http_get(url: str, *, timeout: float = 5.0, method: str = "GET") -> tuple[int, bytes]:

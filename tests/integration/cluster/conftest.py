@@ -18,7 +18,6 @@ import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -30,6 +29,7 @@ from typing import Any
 
 import pytest
 import yaml
+from support import free_ports, wait_until
 
 REPO = Path(__file__).resolve().parents[3]
 _VENV_PYTHON = REPO / ".venv" / "bin" / "python"
@@ -46,39 +46,6 @@ PROBE_PATH = "/probe"
 
 
 # ---------------------------------------------------------------- ports and waiting
-
-
-def free_ports(count: int) -> list[int]:
-    """Distinct ports the kernel just handed out (all held open together, then released)."""
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket()
-            sock.bind((HOST, 0))
-            sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-def wait_until(
-    predicate: Callable[[], Any], *, timeout: float, interval: float = 0.05, what: str = ""
-) -> Any:
-    """Poll ``predicate`` until it returns something truthy; exceptions count as not yet."""
-    deadline = time.monotonic() + timeout
-    last_error: BaseException | None = None
-    while True:
-        try:
-            result = predicate()
-        except Exception as error:
-            result, last_error = None, error
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            detail = f" (last error: {last_error!r})" if last_error else ""
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}{detail}")
-        time.sleep(interval)
 
 
 # ---------------------------------------------------------------- HTTP
@@ -379,7 +346,7 @@ class Cluster:
                     )
             try:
                 status = self.ready_status()
-            except (OSError, AssertionError, ValueError) as error:
+            except (OSError, http.client.HTTPException, AssertionError, ValueError) as error:
                 status, last_error = None, error
             if status:
                 return status

@@ -1,8 +1,7 @@
 """The config API of a running 3-core cluster, through HTTP and through the ``dispa`` CLI.
 
 Most tests share one cluster (nothing here kills a core), so each reads the revision it
-starts from instead of assuming one. The tests marked xfail(strict=True) pin down known
-bugs of restore (see RESTORE_BUG): they start passing, and so fail, once it is fixed.
+starts from instead of assuming one.
 """
 
 from __future__ import annotations
@@ -28,9 +27,6 @@ from .conftest import (
     run_cli,
     wait_until,
 )
-
-# restore_state (dispa/cluster/raft_store.py) replaces the whole ClusterState with the
-# backup's: its history and its members too, keeping only revision = max(backup, current).
 
 
 def current_revision(cluster: Cluster) -> int:
@@ -257,6 +253,9 @@ def test_backup_and_restore_round_trip(shared_cluster: Cluster, tmp_path: Path) 
     wait_served_everywhere(cluster, "saved in the backup\n")
     members = {entry["id"] for entry in cluster.cluster_status()["cores"]}
     assert members == {"core-1", "core-2", "core-3"}
+    again = cluster.leader().call("POST", "/api/v1/restore", body=backup_file.read_text())
+    assert again.status == 200
+    assert again.body == {"ok": True, "revision": restored_revision, "unchanged": True}
 
     not_a_backup = cluster.cores[0].call("POST", "/api/v1/restore", body='{"state": 1}')
     assert not_a_backup.status == 400
