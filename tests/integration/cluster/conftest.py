@@ -441,7 +441,12 @@ class ConfigWriter:
             if self._stop.is_set() or time.monotonic() >= deadline:
                 return
             core = self.cluster.cores[index % len(self.cluster.cores)]
-            self.outcomes.append(write_once(core, index, f"{self.tag}-{index}\n"))
+            outcome = write_once(core, index, f"{self.tag}-{index}\n")
+            self.outcomes.append(outcome)
+            if outcome.result != "ok":
+                # Back off as a client would: during an election writes fail at once, and
+                # without a pause the bounded loop spent all its writes inside that window.
+                self._stop.wait(0.1)
 
 
 def write_once(core: CoreProcess, index: int, body: str) -> WriteOutcome:
