@@ -408,12 +408,12 @@ class Exchange:
         self.downstream.resume_reading("upstream")
 
     def on_downstream_write_paused(self) -> None:
-        if self.conn is not None and self.conn.transport is not None:
-            self.conn.transport.pause_reading()
+        if self.conn is not None:
+            self.conn.pause_reading()
 
     def on_downstream_write_resumed(self) -> None:
-        if self.conn is not None and self.conn.transport is not None:
-            self.conn.transport.resume_reading()
+        if self.conn is not None:
+            self.conn.resume_reading()
 
     # ================================================================ failures and retries
 

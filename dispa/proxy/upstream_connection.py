@@ -24,6 +24,7 @@ class UpstreamConnection(asyncio.Protocol):
         "on_closed",
         "parser",
         "pool",
+        "reading_paused",
         "transport",
     )
 
@@ -36,6 +37,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.closed = False
         self.keep_alive = True  # the last response allowed reuse
         self.on_closed = None  # told once when the connection ends (circuit breaker count)
+        self.reading_paused = False  # paused for a slow client (see Exchange)
 
     def connection_made(self, transport) -> None:
         self.transport = transport
@@ -90,6 +92,17 @@ class UpstreamConnection(asyncio.Protocol):
         if self.exchange is not None:
             self.exchange.on_upstream_write_resumed()
 
+    def pause_reading(self) -> None:
+        """The client is slow: stop reading the upstream until it catches up."""
+        if not self.reading_paused and self.transport is not None and not self.closed:
+            self.reading_paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.reading_paused and self.transport is not None and not self.closed:
+            self.reading_paused = False
+            self.transport.resume_reading()
+
     def close(self) -> None:
         if not self.closed:
             self.closed = True
@@ -134,6 +147,10 @@ class EndpointPool:
         if connection.closed:
             return
         connection.exchange = None
+        # A response can end in the same read that made its client slow down: the
+        # connection must not go back to the pool with reading still paused, or the next
+        # request on it would wait for an answer it can never read.
+        connection.resume_reading()
         if self.retired or len(self.idle) >= self.max_idle:
             connection.close()
             return
