@@ -50,6 +50,7 @@ class ClusterStore(Protocol):
 
 _ROLES = {0: "follower", 1: "candidate", 2: "leader"}
 WRITE_TIMEOUT = 5.0
+LEASE_TIMEOUT = 0.5
 
 
 class RaftClusterStore:
@@ -91,8 +92,8 @@ class RaftClusterStore:
             "has_quorum": bool(status.get("has_quorum")),
         }
 
-    def _run(self, name: str, *args):
-        return submit(getattr(self.raft, name), *args, timeout=WRITE_TIMEOUT)
+    def _run(self, name: str, *args, timeout: float = WRITE_TIMEOUT):
+        return submit(getattr(self.raft, name), *args, timeout=timeout)
 
     async def put_config(self, config, expected_revision, now, author, note):
         return await self._run("put_config", config, expected_revision, now, author, note)
@@ -107,7 +108,11 @@ class RaftClusterStore:
         return await self._run("remove_member", node_id)
 
     async def lease_quota(self, limit_name, key, node, want, limit, window, now):
-        return await self._run("lease_quota", limit_name, key, node, want, limit, window, now)
+        # Short: a lease that does not commit quickly means no quorum, and the node should
+        # fall back to its share now rather than refuse traffic while it waits.
+        return await self._run(
+            "lease_quota", limit_name, key, node, want, limit, window, now, timeout=LEASE_TIMEOUT
+        )
 
     async def return_quota(self, limit_name, key, node, tokens, window_start):
         return await self._run("return_quota", limit_name, key, node, tokens, window_start)

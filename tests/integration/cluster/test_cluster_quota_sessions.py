@@ -116,3 +116,39 @@ def test_a_client_keeps_its_endpoint_through_another_core_when_its_core_dies(
     asyncio.run(scenario())
     # With the session's core gone, a new session still works on the survivors.
     wait_until(lambda: second.node_status()["leader"] is not None, timeout=10, what="a leader")
+
+
+def test_a_core_cut_off_from_the_quorum_falls_back_to_its_share(cluster: Cluster) -> None:
+    limit = 30
+    _apply(
+        cluster,
+        {
+            "routes": [
+                {
+                    "name": "limited",
+                    "match": {"path_prefix": "/limited"},
+                    "direct_response": {"status": 200, "body": "ok\n"},
+                }
+            ],
+            "rate_limits": [{"name": "shared", "key": "route", "limit": limit, "window": "1s"}],
+            "access_log": {"enabled": False},
+        },
+    )
+    survivor, *others = cluster.cores
+    for core in others:
+        core.kill()
+    wait_until(
+        lambda: survivor.node_status()["has_quorum"] is False, timeout=10, what="quorum lost"
+    )
+    statuses = asyncio.run(_hammer([survivor.listener_address], 6))
+    assert statuses.get(200, 0) > 0 and statuses.get(429, 0) > 0, statuses
+
+    share = limit // 3
+    windows = survivor.get_json("/api/v1/ratelimits")["windows"]["shared"]
+    whole = [w["admitted"] for w in windows[-5:-1]]  # the last whole windows of the run
+    # Alone, the core admits its share of the limit per window (and, when a failed lease
+    # ends the fallback hold, the one request it may take on credit).
+    assert all(share <= admitted <= share + 1 for admitted in whole), (share, windows[-6:])
+    metrics = survivor.call("GET", "/metrics").body
+    assert "dispa_rate_limit_fallback 1.0" in metrics
+    assert f'dispa_rate_limit_overadmission_bound{{limit="shared"}} {float(share)}' in metrics
