@@ -50,7 +50,7 @@ class ClusterStore(Protocol):
 
 _ROLES = {0: "follower", 1: "candidate", 2: "leader"}
 WRITE_TIMEOUT = 5.0
-LEASE_TIMEOUT = 0.5
+LEASE_TIMEOUT = 1.0
 
 
 class RaftClusterStore:

@@ -140,7 +140,7 @@ def test_a_core_cut_off_from_the_quorum_falls_back_to_its_share(cluster: Cluster
     wait_until(
         lambda: survivor.node_status()["has_quorum"] is False, timeout=10, what="quorum lost"
     )
-    statuses = asyncio.run(_hammer([survivor.listener_address], 6))
+    statuses = asyncio.run(_hammer([survivor.listener_address], 8))
     assert statuses.get(200, 0) > 0 and statuses.get(429, 0) > 0, statuses
 
     share = limit // 3
