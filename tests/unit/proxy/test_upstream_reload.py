@@ -58,6 +58,9 @@ async def test_a_removed_endpoint_does_not_take_back_connections():
         def close(self):
             self.closed = True
 
+        def resume_reading(self):
+            pass
+
     returned = Connection()
     removed.pool.put(returned, time.monotonic())
     assert returned.closed and not removed.pool.idle
