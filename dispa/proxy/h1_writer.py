@@ -27,21 +27,20 @@ _REPLACED_ON_RESPONSE = frozenset({b"content-length"})
 VIA = b"1.1 dispa"
 
 
-def _connection_tokens(headers: Headers) -> frozenset[bytes]:
-    tokens: set[bytes] = set()
+def _without_connection_tokens(headers: Headers) -> Headers:
+    """The headers less every Connection header and each header it names (RFC 9110 7.6.1)."""
+    named: set[bytes] = set()
     for name, value in headers:
         if len(name) == 10 and name.lower() == b"connection":
-            tokens.update(t.strip().lower() for t in value.split(b","))
-    return frozenset(tokens)
+            named.update(t.strip().lower() for t in value.split(b","))
+    named.add(b"connection")
+    return [(name, value) for name, value in headers if name.lower() not in named]
 
 
 def _names_more_hop_by_hop(value: bytes) -> bool:
     """A Connection header naming headers beyond the fixed set (rare: most say keep-alive or
     close). Only then is the slower pass that collects its tokens first worth running."""
     return any(t.strip().lower() not in HOP_BY_HOP for t in value.split(b","))
-
-
-_NO_TOKENS: frozenset[bytes] = frozenset()
 
 
 def request_head(
@@ -57,42 +56,24 @@ def request_head(
     chunked: bool,
 ) -> bytes:
     """The head of the request Dispa sends upstream (always HTTP/1.1, keep-alive)."""
-    return _request_head(
-        method,
-        target,
-        headers,
-        client_ip,
-        scheme,
-        host,
-        request_id,
-        content_length,
-        chunked,
-        _NO_TOKENS,
-    )
-
-
-def _request_head(
-    method, target, headers, client_ip, scheme, host, request_id, content_length, chunked, tokens
-) -> bytes:
     parts = [method.encode(), b" ", target, b" HTTP/1.1\r\n"]
     forwarded_for = None
     via = None
     has_request_id = False
     for name, value in headers:
         lower = name.lower()
-        if lower in HOP_BY_HOP or lower in _REPLACED_ON_REQUEST or lower in tokens:
-            if lower == b"connection" and not tokens and _names_more_hop_by_hop(value):
-                return _request_head(
+        if lower in HOP_BY_HOP or lower in _REPLACED_ON_REQUEST:
+            if lower == b"connection" and _names_more_hop_by_hop(value):
+                return request_head(
                     method,
                     target,
-                    headers,
-                    client_ip,
-                    scheme,
-                    host,
-                    request_id,
-                    content_length,
-                    chunked,
-                    _connection_tokens(headers),
+                    _without_connection_tokens(headers),
+                    client_ip=client_ip,
+                    scheme=scheme,
+                    host=host,
+                    request_id=request_id,
+                    content_length=content_length,
+                    chunked=chunked,
                 )
             continue
         if lower == b"x-forwarded-for":
@@ -141,38 +122,21 @@ def response_head(
 
     ``proxied`` responses came from an upstream and gain a Via entry; local replies do not.
     """
-    return _response_head(
-        status,
-        reason,
-        headers,
-        content_length,
-        chunked,
-        keep_alive,
-        proxied,
-        request_id,
-        _NO_TOKENS,
-    )
-
-
-def _response_head(
-    status, reason, headers, content_length, chunked, keep_alive, proxied, request_id, tokens
-) -> bytes:
     parts = [b"HTTP/1.1 ", str(status).encode(), b" ", reason, b"\r\n"]
     via = None
     for name, value in headers:
         lower = name.lower()
-        if lower in HOP_BY_HOP or lower in _REPLACED_ON_RESPONSE or lower in tokens:
-            if lower == b"connection" and not tokens and _names_more_hop_by_hop(value):
-                return _response_head(
+        if lower in HOP_BY_HOP or lower in _REPLACED_ON_RESPONSE:
+            if lower == b"connection" and _names_more_hop_by_hop(value):
+                return response_head(
                     status,
                     reason,
-                    headers,
-                    content_length,
-                    chunked,
-                    keep_alive,
-                    proxied,
-                    request_id,
-                    _connection_tokens(headers),
+                    _without_connection_tokens(headers),
+                    content_length=content_length,
+                    chunked=chunked,
+                    keep_alive=keep_alive,
+                    proxied=proxied,
+                    request_id=request_id,
                 )
             continue
         if proxied and lower == b"via":
