@@ -12,9 +12,11 @@ bounded by the tokens still leased but unspent when the window ends (at most one
 per node; a busy node spends its slice long before that).
 
 Cut off from the quorum, a node keeps spending what it holds, then falls back to
-``limit / cluster size`` per window on its own. In that mode each cut-off node may admit
-up to that share on top of what the connected nodes admit: the over-admission bound
-exported in metrics is that share, per cut-off node.
+``limit / cluster size`` per window on its own, and stays there until a lease succeeds
+again: it keeps probing the ledger (at most once per ``RETRY_AFTER``) while it serves its
+share, so traffic is never refused for want of an answer from a lost quorum. In that
+mode each cut-off node may admit up to that share on top of what the connected nodes
+admit: the over-admission bound exported in metrics is that share, per cut-off node.
 """
 
 from __future__ import annotations
@@ -37,8 +39,8 @@ FIRST_SHARE = 0.5
 # Requests a node may admit on credit per key and window while its lease is in flight:
 # without it, the first request of every window on every node would wait or be refused.
 BORROW = 1
-# After a failed lease, the node stays in fallback mode at least this long (seconds).
-FALLBACK_HOLD = 1.0
+# While cut off, the node asks the ledger again at most this often (seconds).
+RETRY_AFTER = 1.0
 
 
 class _Slot:
@@ -61,7 +63,9 @@ class LeasedQuota:
         self.cluster_size = cluster_size
         self.slots: dict[tuple[str, str], _Slot] = {}
         self.log = WindowLog()
-        self.fallback_until = 0.0
+        # Set by a failed lease, cleared by the next successful one.
+        self.cut_off = False
+        self.retry_at = 0.0
         # limit name -> the share this node may admit per window while cut off
         self.fallback_limits: dict[str, int] = {}
         self._tasks: set[asyncio.Task] = set()
@@ -83,12 +87,15 @@ class LeasedQuota:
                 self._lease(limit_name, key, slot, limit, window, now)
             self.log.count(limit_name, start, True)
             return True
-        if time.monotonic() < self.fallback_until:
+        if self.cut_off:
             share = max(1, limit // max(1, self.cluster_size()))
             admitted = slot.fallback_used < share
             if admitted:
                 slot.fallback_used += 1
             self.fallback_limits[limit_name] = share
+            if not slot.pending and time.monotonic() >= self.retry_at:
+                self.retry_at = time.monotonic() + RETRY_AFTER
+                self._lease(limit_name, key, slot, limit, window, now)
         else:
             # Credit only before the first grant of the window: later, the node knows the
             # ledger's state from its own leases and asks ahead of running out.
@@ -130,13 +137,14 @@ class LeasedQuota:
                 limit_name, key, self.node_id, want, limit, window, now
             )
         except CommandFailed as failure:
-            if self.fallback_until < time.monotonic():
+            if not self.cut_off:
                 log.warning(
                     "cannot lease rate-limit quota (%s): falling back to the limit "
-                    "divided by the cluster size",
+                    "divided by the cluster size until the cluster answers again",
                     failure.reason,
                 )
-            self.fallback_until = time.monotonic() + FALLBACK_HOLD
+                self.cut_off = True
+                self.retry_at = time.monotonic() + RETRY_AFTER
             return
         finally:
             slot.pending = False
@@ -151,11 +159,13 @@ class LeasedQuota:
         slot.last_grant = max(granted, 1)
         if granted == 0:
             slot.exhausted = True
-        self.fallback_until = 0.0
-        self.fallback_limits.clear()
+        if self.cut_off:
+            log.warning("rate-limit quota leases succeed again: leaving fallback")
+            self.cut_off = False
+            self.fallback_limits.clear()
 
     def statistics(self) -> dict:
-        in_fallback = time.monotonic() < self.fallback_until
+        in_fallback = self.cut_off
         return {
             "mode": "fallback" if in_fallback else "leased",
             # Requests per window and key this node may admit beyond the cluster-wide limit:
