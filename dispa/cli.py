@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     core = commands.add_parser("core", help="run a core node of a Raft cluster")
     core.add_argument("-c", "--config", required=True, help="the core node config file (YAML)")
 
+    edge = commands.add_parser("edge", help="run an edge node that follows the cores")
+    edge.add_argument("-c", "--config", required=True, help="the edge node config file (YAML)")
+
     admin_help = "admin API of any core, e.g. 127.0.0.1:9911 (default: $DISPA_ADMIN)"
     default_admin = os.environ.get("DISPA_ADMIN")
 
@@ -93,6 +96,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--admin", default=default_admin, required=default_admin is None, help=admin_help
     )
     restore.add_argument("-i", "--input", required=True, help="the backup file to read")
+
+    purge = commands.add_parser("purge", help="purge cached responses on every edge")
+    purge.add_argument(
+        "--admin", default=default_admin, required=default_admin is None, help=admin_help
+    )
+    purge.add_argument(
+        "--url", action="append", default=[], help="an absolute URL to purge (repeatable)"
+    )
+    purge.add_argument(
+        "--tag", action="append", default=[], help="a Cache-Tag / Surrogate-Key (repeatable)"
+    )
 
     demo = commands.add_parser(
         "demo", help="start a local 3-core cluster with demo upstreams on loopback"
@@ -174,6 +188,25 @@ def cmd_core(args) -> int:
         return EXIT_BAD_INPUT
 
 
+def cmd_edge(args) -> int:
+    from dispa.config.edge import EdgeConfig
+    from dispa.config.load import load_model_file
+    from dispa.edge.node import run_edge
+
+    config = load_model_file(EdgeConfig, args.config)
+    _use_uvloop()
+    return asyncio.run(run_edge(config))
+
+
+def cmd_purge(args) -> int:
+    from dispa.cluster import client
+
+    if not args.url and not args.tag:
+        print("dispa purge: give at least one --url or --tag", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return client.run(client.purge(args.admin, args.url, args.tag))
+
+
 def cmd_apply(args) -> int:
     from dispa.cluster import client
 
@@ -229,6 +262,8 @@ COMMANDS = {
     "run": cmd_run,
     "validate": cmd_validate,
     "core": cmd_core,
+    "edge": cmd_edge,
+    "purge": cmd_purge,
     "apply": cmd_apply,
     "status": cmd_status,
     "members": cmd_members,

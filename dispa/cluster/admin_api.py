@@ -45,6 +45,7 @@ def _cross_check_shared(shared: SharedConfig) -> list[str]:
         routes=shared.routes,
         filters=shared.filters,
         rate_limits=shared.rate_limits,
+        regions=shared.regions,
     )
     return cross_check(probe)
 
@@ -211,6 +212,18 @@ def cluster_routes(node) -> list:
                 "has_quorum": local["has_quorum"],
                 "answered_by": node.node_id,
                 "cores": cores,
+                "edges": [
+                    {
+                        "name": name,
+                        "region": edge["region"],
+                        "admin": edge["admin"],
+                        "applied_revision": edge["revision"],
+                        "lag": state.revision - edge["revision"],
+                        "purge_seq": edge["purge_seq"],
+                        "last_report_ago": round(max(0.0, time.time() - edge["seen"]), 1),
+                    }
+                    for name, edge in sorted(state.edges.items())
+                ],
             }
         )
 

@@ -115,6 +115,28 @@ async def status(admin: str, as_json: bool) -> int:
                 f"{core['id']:<12}{core['region']:<10}{'unreachable':<11}{'-':>8}{'-':>5}"
                 f"  {core['admin']}"
             )
+    edges = body.get("edges", [])
+    if edges:
+        print(f"{'edge':<12}{'region':<10}{'reported':<11}{'applied':>8}{'lag':>5}  admin")
+        for edge in edges:
+            print(
+                f"{edge['name']:<12}{edge['region']:<10}"
+                f"{str(edge['last_report_ago']) + ' s ago':<11}"
+                f"{edge['applied_revision']:>8}{edge['lag']:>5}  {edge['admin']}"
+            )
+    return EXIT_OK
+
+
+async def purge(admin: str, urls: list[str], tags: list[str]) -> int:
+    code, body = await _call(
+        "POST", admin, "/api/v1/cache/purge", json={"urls": urls, "tags": tags}
+    )
+    if code != 200:
+        return _fail(code, body)
+    print(
+        f"purge {body['seq']} committed ({len(urls)} urls, {len(tags)} tags); "
+        "edges apply it from their watch stream"
+    )
     return EXIT_OK
 
 

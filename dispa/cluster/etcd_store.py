@@ -9,6 +9,10 @@ Key layout under the prefix P (``/dispa`` by default). Values are JSON, except t
                                         of the current window, on an etcd lease that ends two
                                         windows after the window starts
     P/sessions/{upstream}/{session}     [endpoint, expires_at], on an etcd lease for the ttl
+    P/purges/seq                        the seq of the last cache purge, in decimal ("7")
+    P/purges/{seq:012d}                 {"seq", "urls", "tags", "time"}; the last 1000
+    P/edges/{name}                      {"region", "admin", "revision", "purge_seq", "seen"}
+                                        of an edge, as it last reported
 
 Names inside keys are percent-encoded, so a "/" in a rate-limit key cannot split the path.
 
@@ -20,10 +24,14 @@ commands are the same pure ``ClusterState`` methods:
   read. A lost race reads again and runs the command again (a bounded number of times): a
   stale ``expected_revision`` is then refused with the current revision, and two writers
   without one both succeed, one revision after the other, never forking the history.
+- A purge takes the next seq by compare-and-set on ``P/purges/seq``, so purges from several
+  cores never share a seq; the same transaction drops the purges beyond the last 1000.
 - Reads are local: ``state`` is a mirror fed by a watch on the prefix, resumed from the last
   etcd revision seen after a disconnect, reloaded whole when that revision was compacted.
   A write returns once the mirror holds it (or after a bounded wait), so a core reads its
-  own writes, as with Raft.
+  own writes, as with Raft. The ``on_applied`` hook is called when a config revision is
+  complete in the mirror, and when new purges arrived (so edge watches send them at once),
+  as the Raft store calls it.
 - Expiry is etcd's: sessions and ledgers carry leases, one lease per second of expiry shared
   by every key expiring in that second, so ``expire_sessions`` has nothing left to do.
 - The etcd cluster's membership is managed in etcd; the members keys only list the cores.
@@ -34,6 +42,7 @@ commands are the same pure ``ClusterState`` methods:
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import copy
 import json
@@ -51,7 +60,7 @@ import grpc
 from aetcd import transactions as txn
 
 from dispa.cluster.bridge import CommandFailed
-from dispa.cluster.state import ClusterState
+from dispa.cluster.state import PURGE_LIMIT, ClusterState
 
 log = logging.getLogger("dispa.etcd")
 
@@ -61,6 +70,9 @@ T = TypeVar("T")
 # races with other cores.
 CONFIG_ATTEMPTS = 10
 LEDGER_ATTEMPTS = 20
+PURGE_ATTEMPTS = 20
+# Compares in one transaction; etcd refuses more than --max-txn-ops (128 by default).
+TXN_COMPARES = 64
 STATUS_INTERVAL = 2.0
 WATCH_RETRY_MAX = 2.0
 
@@ -110,6 +122,9 @@ class KeyLayout:
         self.root = prefix.rstrip("/") + "/"
         self.revision = f"{self.root}config/revision"
         self.history_prefix = f"{self.root}config/history/"
+        self.purge_seq = f"{self.root}purges/seq"
+        # Only the zero-padded numbers sort before "seq" under it.
+        self.purge_prefix = f"{self.root}purges/"
 
     def history(self, revision: int | str) -> str:
         return f"{self.history_prefix}{int(revision):012d}"
@@ -123,14 +138,29 @@ class KeyLayout:
     def session(self, upstream: str, session: str) -> str:
         return f"{self.root}sessions/{quote(upstream, safe='')}/{quote(session, safe='')}"
 
+    def purge(self, seq: int) -> str:
+        return f"{self.purge_prefix}{int(seq):012d}"
+
+    def edge(self, name: str) -> str:
+        return f"{self.root}edges/{quote(name, safe='')}"
+
     def parse(self, key: bytes) -> tuple[str, ...] | None:
         """("config", "revision"), ("config", "history", n), ("members", id),
-        ("quota", limit, key), ("sessions", upstream, session); None for a foreign key."""
+        ("quota", limit, key), ("sessions", upstream, session), ("purges", "seq"),
+        ("purges", n), ("edges", name); None for a foreign key."""
         text = key.decode("utf-8", "replace")
         if not text.startswith(self.root):
             return None
         parts = tuple(unquote(part) for part in text[len(self.root) :].split("/"))
-        shapes = {("config", 2), ("config", 3), ("members", 2), ("quota", 3), ("sessions", 3)}
+        shapes = {
+            ("config", 2),
+            ("config", 3),
+            ("members", 2),
+            ("quota", 3),
+            ("sessions", 3),
+            ("purges", 2),
+            ("edges", 2),
+        }
         return parts if (parts[0], len(parts)) in shapes else None
 
 
@@ -154,6 +184,7 @@ class StateMirror:
         self.seen = 0  # the etcd revision this copy reflects
         self._on_applied = on_applied
         self._announced: int | None = None
+        self._announced_purge_seq = 0
         self._waiters: list[tuple[int, asyncio.Future]] = []
 
     def load(self, entries: list[tuple[bytes, bytes]], revision: int) -> None:
@@ -195,14 +226,19 @@ class StateMirror:
         self._announce()
 
     def _announce(self) -> None:
-        # Only a revision whose config is here is worth applying.
+        # Only a revision whose config is here is worth applying; new purges are worth
+        # telling about (the Raft store calls the hook after a purge too).
         state = self.state
         ready = state.revision if str(state.revision) in state.history else None
-        if ready is None or ready == self._announced:
+        new_config = ready is not None and ready != self._announced
+        new_purges = state.purge_seq != self._announced_purge_seq
+        if not new_config and not new_purges:
             return
-        self._announced = ready
+        if new_config:
+            self._announced = ready
+        self._announced_purge_seq = state.purge_seq
         try:
-            self._on_applied(ready)
+            self._on_applied(self._announced or 0)
         except Exception:
             log.exception("config-applied hook failed")
 
@@ -223,6 +259,12 @@ class StateMirror:
                     state.quota[f"{limit_name}\x00{limit_key}"] = _decode(raw)
                 case ("sessions", upstream, session):
                     state.sessions[f"{upstream}\x00{session}"] = list(_decode(raw))
+                case ("purges", "seq"):
+                    state.purge_seq = int(raw)
+                case ("purges", number):
+                    self._store_purge(int(number), _decode(raw))
+                case ("edges", name):
+                    state.edges[name] = dict(_decode(raw))
         except (ValueError, TypeError):
             # Written by someone else than Dispa: skipped, never allowed to stop the watch.
             log.warning("ignoring unreadable etcd key %r", key)
@@ -240,6 +282,41 @@ class StateMirror:
                 state.quota.pop(f"{limit_name}\x00{limit_key}", None)
             case ("sessions", upstream, session):
                 state.sessions.pop(f"{upstream}\x00{session}", None)
+            case ("purges", "seq"):
+                state.purge_seq = 0
+            case ("purges", number) if number.isdigit():
+                purges, seq = state.purges, int(number)
+                index = bisect.bisect_left(purges, seq, key=_purge_seq)
+                if index < len(purges) and purges[index]["seq"] == seq:
+                    del purges[index]
+            case ("edges", name):
+                state.edges.pop(name, None)
+
+    def _store_purge(self, seq: int, entry: dict) -> None:
+        """Keep ``purges`` ordered by seq (as the Raft state appends them) and bounded, whatever
+        order the keys come in."""
+        if not isinstance(entry, dict):
+            raise TypeError("a purge is a mapping")
+        entry = {
+            "seq": seq,
+            "urls": [str(url) for url in entry.get("urls", [])],
+            "tags": [str(tag) for tag in entry.get("tags", [])],
+            "time": entry.get("time", 0.0),
+        }
+        purges = self.state.purges
+        index = bisect.bisect_left(purges, seq, key=_purge_seq)
+        if index < len(purges) and purges[index]["seq"] == seq:
+            purges[index] = entry
+        else:
+            purges.insert(index, entry)
+        if len(purges) > PURGE_LIMIT:
+            # The writer deletes these in the same transaction; this only bounds the mirror
+            # should a delete be missed.
+            del purges[: len(purges) - PURGE_LIMIT]
+
+
+def _purge_seq(entry: dict) -> int:
+    return entry["seq"]
 
 
 # ---------------------------------------------------------------------- helpers
@@ -343,10 +420,12 @@ def _maybe_committed(error: BaseException) -> bool:
 
 def _committed_revision(responses: list) -> int:
     """The etcd revision of a successful transaction (aetcd drops the outer header)."""
-    for response in responses:
-        if hasattr(response, "WhichOneof"):
-            return getattr(response, response.WhichOneof("response")).header.revision
-    return 0
+    revisions = [
+        getattr(response, response.WhichOneof("response")).header.revision
+        for response in responses
+        if hasattr(response, "WhichOneof")
+    ]
+    return max(revisions, default=0)
 
 
 async def _backoff(attempt: int) -> None:
@@ -600,13 +679,82 @@ class EtcdClusterStore:
         # etcd deletes a session with its lease, and the watch removes it from every mirror.
         return {"ok": True, "expired": 0}
 
+    # ------------------------------------------------------------------ cache purges
+
+    async def purge_cache(self, urls, tags, now):
+        """Take the next purge seq by compare-and-set on ``P/purges/seq`` and write the purge
+        under it, in one transaction."""
+        async with self._locks.hold(self.keys.purge_seq):
+            for attempt in range(PURGE_ATTEMPTS):
+                raw, guard, _, _ = await self._read(self.keys.purge_seq)
+                state = ClusterState()
+                state.purge_seq = int(raw) if raw is not None else 0
+                result = state.purge_cache(list(urls), list(tags), now)
+                if not result.get("ok"):
+                    return result
+                entry = state.purges[-1]
+                seq = entry["seq"]
+                # The entry before the seq: the mirror announces a purge when its seq
+                # arrives, and the entry is there by then.
+                operations = [
+                    _put_op(self.keys.purge(seq), _encode(entry)),
+                    _put_op(self.keys.purge_seq, str(seq).encode()),
+                ]
+                oldest_kept = seq - PURGE_LIMIT + 1
+                if oldest_kept > 1:
+                    # Dropped in the same transaction, not left to an etcd lease: the limit is
+                    # a count, which a lease (a time) cannot keep, and every core and a fresh
+                    # load must see exactly the last PURGE_LIMIT purges, as Raft keeps them.
+                    # A range, so any older leftover goes too; it ends before "seq".
+                    operations.append(
+                        txn.Delete(
+                            self.keys.purge_prefix.encode(), self.keys.purge(oldest_kept).encode()
+                        )
+                    )
+                committed = await self._commit([txn.Mod(self.keys.purge_seq) == guard], operations)
+                if committed is not None:
+                    await self._mirror.wait_seen(committed, self.timeouts.mirror)
+                    return result
+                await _backoff(attempt)
+        raise CommandFailed("purges kept coming from other cores; try again", maybe_committed=False)
+
+    # ------------------------------------------------------------------ edges
+
+    async def report_edge(self, name, region, admin, revision, purge_seq, now):
+        """Last report wins, as in Raft. The pure command also forgets edges silent for a day
+        (and the oldest beyond EDGE_LIMIT): run on the mirror's edges, it names them, and they
+        are deleted only if etcd still holds what the mirror saw (a report in between wins)."""
+        state = ClusterState()
+        state.edges = dict(self.state.edges)  # the command replaces entries, never edits them
+        before = dict(state.edges)
+        result = state.report_edge(name, region, admin, revision, purge_seq, now)
+        if not result.get("ok"):
+            return result
+        committed = await self._put_key(self.keys.edge(str(name)), _encode(state.edges[str(name)]))
+        forgotten = [
+            (other, entry)
+            for other, entry in before.items()
+            if other not in state.edges and other != str(name)
+        ]
+        for start in range(0, len(forgotten), TXN_COMPARES):
+            batch = forgotten[start : start + TXN_COMPARES]
+            done = await self._commit(
+                [txn.Value(self.keys.edge(other)) == _encode(entry) for other, entry in batch],
+                [_delete_op(self.keys.edge(other)) for other, _ in batch],
+            )
+            committed = max(committed, done or 0)
+        await self._mirror.wait_seen(committed, self.timeouts.mirror)
+        return result
+
     # ------------------------------------------------------------------ restore
 
     async def restore_state(self, plain):
         """Disaster recovery, as in the Raft store (``ClusterState.restore_backup``): the
         backup's config becomes a new revision after both this cluster's and the backup's
         latest; history and members stay; live sessions of the backup are added (each on
-        an etcd lease). Quota ledgers are not restored: they belong to past windows."""
+        an etcd lease). Quota ledgers are not restored: they belong to past windows. Purges
+        and edge reports are this cluster's own and stay as they are (``restore_backup``
+        leaves them alone, and only config keys are written), so no purge seq is reused."""
         restored = ClusterState.from_plain(plain)
         now = time.time()
         for slot, entry in restored.sessions.items():

@@ -30,27 +30,31 @@ class ClusterCollector:
         )
         applied.add_metric([], float(status["applied_revision"]))
         yield applied
-        quota = node.gateway.quota.statistics()
-        fallback = GaugeMetricFamily(
-            "dispa_rate_limit_fallback",
-            "1 while this node cannot lease quota and enforces limit / cluster size alone.",
-        )
-        fallback.add_metric([], 1.0 if quota["mode"] == "fallback" else 0.0)
-        yield fallback
-        bound = GaugeMetricFamily(
-            "dispa_rate_limit_overadmission_bound",
-            "Requests per window and key this node may admit beyond the cluster-wide limit: "
-            "its one request on credit while leasing, or its share while cut off.",
-            labels=["limit"],
-        )
-        for name, tokens in quota["overadmission_bound"].items():
-            bound.add_metric([name], float(tokens))
-        yield bound
-        leased = GaugeMetricFamily(
-            "dispa_rate_limit_leased_tokens", "Tokens leased by this node and not yet spent."
-        )
-        leased.add_metric([], float(quota.get("leased_tokens", 0)))
-        yield leased
+        yield from quota_metrics(node.gateway.quota.statistics())
+
+
+def quota_metrics(quota: dict):
+    """The rate-limit families every node that leases quota exports (cores and edges)."""
+    fallback = GaugeMetricFamily(
+        "dispa_rate_limit_fallback",
+        "1 while this node cannot lease quota and enforces its fallback share alone.",
+    )
+    fallback.add_metric([], 1.0 if quota["mode"] == "fallback" else 0.0)
+    yield fallback
+    bound = GaugeMetricFamily(
+        "dispa_rate_limit_overadmission_bound",
+        "Requests per window and key this node may admit beyond the cluster-wide limit: "
+        "its one request on credit while leasing, or its share while cut off.",
+        labels=["limit"],
+    )
+    for name, tokens in quota["overadmission_bound"].items():
+        bound.add_metric([name], float(tokens))
+    yield bound
+    leased = GaugeMetricFamily(
+        "dispa_rate_limit_leased_tokens", "Tokens leased by this node and not yet spent."
+    )
+    leased.add_metric([], float(quota.get("leased_tokens", 0)))
+    yield leased
 
 
 def cluster_registry(node) -> CollectorRegistry:

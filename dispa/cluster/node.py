@@ -22,6 +22,7 @@ from dispa.cluster.quota_client import LeasedQuota
 from dispa.cluster.raft_store import RaftTimings
 from dispa.cluster.session_client import ReplicatedSessions
 from dispa.cluster.store import ClusterStore, RaftClusterStore
+from dispa.cluster.watch_api import watch_routes
 from dispa.config.cluster import CoreConfig, SharedConfig, gateway_for_node, waiting_gateway
 from dispa.config.schema import split_address
 from dispa.proxy.server import Gateway, ListenError
@@ -46,6 +47,8 @@ class CoreNode:
         self.apply_errors: dict[int, str] = {}
         self.stopping = asyncio.Event()
         self._apply_wanted = asyncio.Event()
+        # Set (and replaced) whenever the replicated state changes: wakes watch streams.
+        self._changed = asyncio.Event()
         self._loop = asyncio.get_running_loop()
         self.started = time.time()
 
@@ -73,7 +76,7 @@ class CoreNode:
         from dispa.admin.app import start_admin
 
         self.admin = await start_admin(
-            LocalGatewayView(self.gateway), host, port, cluster_routes(self)
+            LocalGatewayView(self.gateway), host, port, cluster_routes(self) + watch_routes(self)
         )
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
@@ -160,7 +163,17 @@ class CoreNode:
     def _on_committed(self, revision: int) -> None:
         """Called on pysyncobj's thread after a config revision is applied to the state."""
         with contextlib.suppress(RuntimeError):  # the loop is closed: we are shutting down
-            self._loop.call_soon_threadsafe(self._apply_wanted.set)
+            self._loop.call_soon_threadsafe(self._state_changed)
+
+    def _state_changed(self) -> None:
+        self._apply_wanted.set()
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    async def wait_changed(self, timeout: float) -> None:
+        """Return when the replicated state changes, or after ``timeout`` seconds."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), max(0.0, timeout))
 
     async def _apply_loop(self) -> None:
         while True:

@@ -57,10 +57,19 @@ class _Slot:
 
 
 class LeasedQuota:
-    def __init__(self, store, node_id: str, cluster_size: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        store,
+        node_id: str,
+        cluster_size: Callable[[], int],
+        fallback_share: Callable[[int], int] | None = None,
+    ) -> None:
         self.store = store
         self.node_id = node_id
         self.cluster_size = cluster_size
+        # What this node admits per window of a limit while cut off: limit / cluster size
+        # for a core; an edge's configured share.
+        self.fallback_share = fallback_share or self._share_by_cluster_size
         self.slots: dict[tuple[str, str], _Slot] = {}
         self.log = WindowLog()
         # Set by a failed lease, cleared by the next successful one.
@@ -88,7 +97,7 @@ class LeasedQuota:
             self.log.count(limit_name, start, True)
             return True
         if self.cut_off:
-            share = max(1, limit // max(1, self.cluster_size()))
+            share = self.fallback_share(limit)
             admitted = slot.fallback_used < share
             if admitted:
                 slot.fallback_used += 1
@@ -106,6 +115,9 @@ class LeasedQuota:
                 self._lease(limit_name, key, slot, limit, window, now)
         self.log.count(limit_name, start, admitted)
         return admitted
+
+    def _share_by_cluster_size(self, limit: int) -> int:
+        return max(1, limit // max(1, self.cluster_size()))
 
     def _new_slot(self, limit_name: str, key: str, start: float) -> _Slot:
         if len(self.slots) > 100_000:

@@ -12,7 +12,9 @@ Known pysyncobj traps, and how this file makes them impossible:
   it exists before the tick thread starts so a replayed journal always finds it.
 - Method ids come from the sorted names of ``@replicated`` methods: the set of methods is
   fixed here, each with ``ver=``; a changed meaning gets a new version, never a new name
-  on some nodes only.
+  on some nodes only. Adding a command renumbers the ones sorted after it, so every core
+  of a cluster runs the same Dispa version (a rolling upgrade that adds commands is not
+  supported before 1.0).
 - ``sync=True`` would block the event loop: commands are submitted with a callback from
   pysyncobj's thread, bridged into asyncio (``bridge.py``) with a timeout on our side.
 """
@@ -178,6 +180,16 @@ class RaftStore(SyncObj):
     @_total
     def restore_state(self, plain, now):
         return self._applied(self.state.restore_backup(plain, now))
+
+    @replicated(ver=0)
+    @_total
+    def purge_cache(self, urls, tags, now):
+        return self._applied(self.state.purge_cache(urls, tags, now))
+
+    @replicated(ver=0)
+    @_total
+    def report_edge(self, name, region, admin, revision, purge_seq, now):
+        return self.state.report_edge(name, region, admin, revision, purge_seq, now)
 
     def _applied(self, result: dict) -> dict:
         if result.get("ok") and self._on_applied is not None:

@@ -19,6 +19,12 @@ import math
 HISTORY_LIMIT = 100
 # Sessions kept at most; past this the ones closest to expiry are dropped first.
 SESSION_LIMIT = 200_000
+# Cache purges kept for edges that resume their watch; an edge further behind than this
+# empties its whole cache instead (safe: it only costs misses).
+PURGE_LIMIT = 1000
+# Edges reported at most (an edge that stops reporting is dropped after a day).
+EDGE_LIMIT = 10_000
+EDGE_FORGET_AFTER = 86_400.0
 
 
 def _refuse(error: str, **details) -> dict:
@@ -38,6 +44,11 @@ class ClusterState:
         self.quota: dict[str, dict] = {}
         # "upstream\x00session" -> [endpoint address, expires_at]
         self.sessions: dict[str, list] = {}
+        # cache purges, oldest first: {"seq", "urls", "tags", "time"}
+        self.purges: list[dict] = []
+        self.purge_seq = 0
+        # edge name -> {"region", "admin", "revision", "purge_seq", "seen"}
+        self.edges: dict[str, dict] = {}
 
     # ------------------------------------------------------------------ config
 
@@ -212,6 +223,55 @@ class ClusterState:
             return None
         return entry[0]
 
+    # ------------------------------------------------------------------ cache purges
+
+    def purge_cache(self, urls: list, tags: list, now: float) -> dict:
+        """Record a purge by URL and by tag; every edge applies it from its watch stream."""
+        if not isinstance(urls, list | tuple) or not isinstance(tags, list | tuple):
+            return _refuse("urls and tags must be lists")
+        urls = [str(u) for u in urls if u]
+        tags = [str(t) for t in tags if t]
+        if not urls and not tags:
+            return _refuse("nothing to purge: give urls or tags")
+        self.purge_seq += 1
+        self.purges.append({"seq": self.purge_seq, "urls": urls, "tags": tags, "time": now})
+        if len(self.purges) > PURGE_LIMIT:
+            del self.purges[: len(self.purges) - PURGE_LIMIT]
+        return {"ok": True, "seq": self.purge_seq}
+
+    def purges_after(self, seq: int) -> list[dict] | None:
+        """Purges newer than ``seq``, or None when some of them are no longer kept."""
+        if seq >= self.purge_seq:
+            return []
+        if self.purges and self.purges[0]["seq"] > seq + 1:
+            return None
+        if not self.purges:
+            return None
+        return [p for p in self.purges if p["seq"] > seq]
+
+    # ------------------------------------------------------------------ edges
+
+    def report_edge(
+        self, name: str, region: str, admin: str, revision: int, purge_seq: int, now: float
+    ) -> dict:
+        """An edge says which revision it serves; shown by the cluster status."""
+        if not name:
+            return _refuse("an edge needs a name")
+        self.edges[str(name)] = {
+            "region": str(region),
+            "admin": str(admin),
+            "revision": int(revision),
+            "purge_seq": int(purge_seq),
+            "seen": float(now),
+        }
+        for old in [n for n, e in self.edges.items() if now - e["seen"] > EDGE_FORGET_AFTER]:
+            del self.edges[old]
+        if len(self.edges) > EDGE_LIMIT:
+            by_age = sorted(self.edges, key=lambda n: self.edges[n]["seen"])
+            for old in by_age[: len(self.edges) - EDGE_LIMIT]:
+                del self.edges[old]
+        return {"ok": True}
+
     # ------------------------------------------------------------------ snapshots
 
     def to_plain(self) -> dict:
@@ -221,6 +281,9 @@ class ClusterState:
             "members": self.members,
             "quota": self.quota,
             "sessions": self.sessions,
+            "purges": self.purges,
+            "purge_seq": self.purge_seq,
+            "edges": self.edges,
         }
 
     @classmethod
@@ -231,4 +294,7 @@ class ClusterState:
         state.members = dict(data.get("members", {}))
         state.quota = dict(data.get("quota", {}))
         state.sessions = {k: list(v) for k, v in data.get("sessions", {}).items()}
+        state.purges = [dict(p) for p in data.get("purges", [])]
+        state.purge_seq = int(data.get("purge_seq", 0))
+        state.edges = {k: dict(v) for k, v in data.get("edges", {}).items()}
         return state

@@ -45,6 +45,10 @@ class ClusterStore(Protocol):
     ) -> dict: ...
     async def expire_sessions(self, now: float) -> dict: ...
     async def restore_state(self, plain: dict) -> dict: ...
+    async def purge_cache(self, urls: list[str], tags: list[str], now: float) -> dict: ...
+    async def report_edge(
+        self, name: str, region: str, admin: str, revision: int, purge_seq: int, now: float
+    ) -> dict: ...
     async def change_membership(self, add: bool, raft_address: str) -> None: ...
 
 
@@ -125,6 +129,12 @@ class RaftClusterStore:
 
     async def restore_state(self, plain):
         return await self._run("restore_state", plain, time.time())
+
+    async def purge_cache(self, urls, tags, now):
+        return await self._run("purge_cache", list(urls), list(tags), now)
+
+    async def report_edge(self, name, region, admin, revision, purge_seq, now):
+        return await self._run("report_edge", name, region, admin, revision, purge_seq, now)
 
     async def change_membership(self, add: bool, raft_address: str) -> None:
         """Add or remove a Raft member; raises CommandFailed when refused or unconfirmed."""

@@ -22,6 +22,7 @@ from dispa.config.schema import (
     Gateway,
     Listener,
     RateLimit,
+    Region,
     Route,
     Strict,
     Upstream,
@@ -38,6 +39,7 @@ class SharedConfig(Strict):
     routes: tuple[Route, ...] = Field(min_length=1)
     filters: tuple[FilterConfig, ...] = ()
     rate_limits: tuple[RateLimit, ...] = ()
+    regions: tuple[Region, ...] = ()
     access_log: AccessLog = AccessLog()
     drain_timeout: Duration = 15.0
 
@@ -110,22 +112,24 @@ class CoreConfig(Strict):
         return os.environ.get(SECRET_ENV) or None
 
 
-def gateway_for_node(core: CoreConfig, shared: SharedConfig) -> Gateway:
-    """The whole gateway config one node serves: the shared part plus its own listeners."""
+def gateway_for_node(node, shared: SharedConfig) -> Gateway:
+    """The whole gateway config one node (core or edge) serves: the shared part plus the
+    node's own listeners and admin address."""
     return Gateway(
-        listeners=core.listeners,
-        admin=core.admin,
+        listeners=node.listeners,
+        admin=node.admin,
         upstreams=shared.upstreams,
         routes=shared.routes,
         filters=shared.filters,
         rate_limits=shared.rate_limits,
+        regions=shared.regions,
         access_log=shared.access_log,
         drain_timeout=shared.drain_timeout,
     )
 
 
-def waiting_gateway(core: CoreConfig) -> Gateway:
-    """What a node serves before the cluster holds any config: a plain 503."""
+def waiting_gateway(core) -> Gateway:
+    """What a node (core or edge) serves before it holds any config: a plain 503."""
     return Gateway.model_validate(
         {
             "listeners": [listener.model_dump() for listener in core.listeners],

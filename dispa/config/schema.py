@@ -82,6 +82,8 @@ class Listener(Strict):
 class EndpointConfig(Strict):
     address: Address
     weight: int = Field(1, ge=1, le=1000)
+    # The region (a name from `regions`) the endpoint serves from; used by `geo: nearest`.
+    region: str | None = Field(None, pattern=_NAME)
 
 
 class HashPolicy(Strict):
@@ -354,6 +356,11 @@ class Route(Strict):
     direct_response: DirectResponse | None = None
     filters: tuple[FilterConfig, ...] = ()
     timeout: Duration | None = None  # overrides the upstream's response timeout
+    # nearest: each client goes to the endpoints of the nearest region that has a healthy
+    # one (edge nodes locate clients with their geo database).
+    geo: Literal["off", "nearest"] = "off"
+    # Responses of this route may be stored in an edge's shared cache (RFC 9111 rules).
+    cache: bool = False
 
     @model_validator(mode="before")
     @classmethod
@@ -374,6 +381,26 @@ class Route(Strict):
         if self.prefix_rewrite is not None and self.match.path_prefix is None:
             raise ValueError("prefix_rewrite needs match.path_prefix")
         return self
+
+
+# ---------------------------------------------------------------- regions
+
+
+class Region(Strict):
+    """Where a region's endpoints are: for `geo: nearest`, clients go to the nearest one."""
+
+    name: str = Field(pattern=_NAME)
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+    # Used when the geo database has no coordinates (country databases): continent codes
+    # (EU, NA, AS, ...) and ISO country codes (GB, US, ...) this region serves first.
+    continents: tuple[str, ...] = ()
+    countries: tuple[str, ...] = ()
+
+    @field_validator("continents", "countries")
+    @classmethod
+    def _upper_codes(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(v.strip().upper() for v in values)
 
 
 # ---------------------------------------------------------------- admin, logs, whole file
@@ -398,6 +425,7 @@ class Gateway(Strict):
     routes: tuple[Route, ...] = Field(min_length=1)
     filters: tuple[FilterConfig, ...] = ()
     rate_limits: tuple[RateLimit, ...] = ()
+    regions: tuple[Region, ...] = ()
     admin: Admin = Admin()
     access_log: AccessLog = AccessLog()
     drain_timeout: Duration = 15.0  # SIGTERM: longest wait for in-flight requests

@@ -36,10 +36,37 @@ def cross_check(gateway: Gateway) -> list[str]:
             problems.append(
                 f"upstreams[{index}].outlier.max_ejection: must not be shorter than base_ejection"
             )
+    problems += _regions_check(gateway)
     admin = gateway.admin.address
     for index, listener in enumerate(gateway.listeners):
         if listener.address == admin and not admin.endswith(":0"):
             problems.append(f"listeners[{index}].address: same address as admin.address ({admin})")
+    return problems
+
+
+def _regions_check(gateway: Gateway) -> list[str]:
+    problems = _unique(_values(gateway.regions, "name"), "regions", "name")
+    regions = {r.name for r in gateway.regions}
+    hint = f"; known: {', '.join(sorted(regions))}" if regions else "; no regions are defined"
+    for index, upstream in enumerate(gateway.upstreams):
+        for e_index, endpoint in enumerate(upstream.endpoints):
+            if endpoint.region is not None and endpoint.region not in regions:
+                problems.append(
+                    f"upstreams[{index}].endpoints[{e_index}].region: "
+                    f"unknown region '{endpoint.region}'{hint}"
+                )
+    by_name = {u.name: u for u in gateway.upstreams}
+    for index, route in enumerate(gateway.routes):
+        if route.geo != "nearest":
+            continue
+        upstream = by_name.get(route.upstream or "")
+        if upstream is None:
+            problems.append(f"routes[{index}].geo: nearest needs an upstream")
+        elif not any(e.region for e in upstream.endpoints):
+            problems.append(
+                f"routes[{index}].geo: nearest needs endpoints with a region in upstream "
+                f"'{upstream.name}'"
+            )
     return problems
 
 

@@ -77,6 +77,12 @@ class Gateway:
         # a core or an edge hands in accounts backed by the cluster before the first apply.
         self.quota: QuotaAccount = LocalQuota()
         self.sessions: SessionTable = LocalSessions()
+        # Handed in by an edge: its response cache and its client locator for
+        # `geo: nearest` routes. None elsewhere (no caching; geo falls back to this
+        # node's own region first).
+        self.cache = None
+        self.geo = None
+        self.region: str | None = None
         self.upstreams = UpstreamSet(self)
         self.listeners: dict[str, _ListenerSlot] = {}
         self.access_log = NullAccessLog()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import itertools
 import json
 import os
@@ -32,8 +33,14 @@ from conftest import (
 )
 
 from dispa.cluster.bridge import CommandFailed
-from dispa.cluster.etcd_store import EtcdClusterStore, EtcdTimeouts, EtcdUnreachable
-from dispa.cluster.state import HISTORY_LIMIT, ClusterState
+from dispa.cluster.etcd_store import (
+    EtcdClusterStore,
+    EtcdTimeouts,
+    EtcdUnreachable,
+    KeyLayout,
+    StateMirror,
+)
+from dispa.cluster.state import EDGE_FORGET_AFTER, HISTORY_LIMIT, PURGE_LIMIT, ClusterState
 
 ETCD = Path("/usr/bin/etcd")
 pytestmark = pytest.mark.skipif(not ETCD.exists(), reason="needs the etcd server at /usr/bin/etcd")
@@ -233,13 +240,19 @@ async def test_results_are_those_of_the_pure_state_machine(stores: Stores) -> No
         ("lease_quota", ("api", "client/1", "core-1", 100, 50, 60.0, NOW)),
         ("put_session", ("app", "s1", "10.0.0.1:80", 0, time.time())),
         ("put_session", ("app", "s/1", "10.0.0.1:80", 30, time.time())),
+        ("purge_cache", (["https://a.example/x"], [], NOW)),
+        ("purge_cache", ([], [], NOW)),
+        ("purge_cache", (["", "https://a.example/y"], ["blog", ""], NOW + 1)),
+        ("report_edge", ("edge/1", "eu", "127.0.0.1:9921", 2, 1, NOW)),
+        ("report_edge", ("", "eu", "127.0.0.1:9921", 2, 1, NOW)),
+        ("report_edge", ("edge/1", "eu", "127.0.0.1:9921", 3, 2, NOW + 5)),
     ]
     for name, args in commands:
         pure_name = "rollback" if name == "rollback_config" else name
         expected = getattr(pure, pure_name)(*args)
         assert await getattr(store, name)(*args) == expected, (name, args)
     mirrored = store.state.to_plain()
-    for part in ("revision", "history", "members", "quota"):
+    for part in ("revision", "history", "members", "quota", "purges", "purge_seq", "edges"):
         assert mirrored[part] == pure.to_plain()[part], part
     assert store.state.session_endpoint("app", "s/1", time.time()) == "10.0.0.1:80"
 
@@ -359,6 +372,190 @@ async def test_sessions_expire_through_etcd_leases(stores: Stores) -> None:
         what="etcd to expire the session's lease",
     )
     assert (await stores.open()).state.sessions == {}
+
+
+# ---------------------------------------------------------------- cache purges and edges
+
+
+async def test_purges_take_increasing_seqs_and_every_mirror_holds_them(stores: Stores) -> None:
+    first, second = await stores.open(), await stores.open()
+    assert await first.purge_cache(["https://a.example/1"], [], NOW) == {"ok": True, "seq": 1}
+    assert await first.purge_cache([], ["blog", "news"], NOW + 1) == {"ok": True, "seq": 2}
+    assert await first.purge_cache(("https://a.example/3",), ["x"], NOW + 2) == {
+        "ok": True,
+        "seq": 3,
+    }
+    expected = [
+        {"seq": 1, "urls": ["https://a.example/1"], "tags": [], "time": NOW},
+        {"seq": 2, "urls": [], "tags": ["blog", "news"], "time": NOW + 1},
+        {"seq": 3, "urls": ["https://a.example/3"], "tags": ["x"], "time": NOW + 2},
+    ]
+    # The writer reads its own purges at once; the other core through its watch.
+    assert first.state.purges == expected
+    assert first.state.purge_seq == 3
+    assert first.state.purges_after(1) == expected[1:]
+    await async_wait_until(
+        lambda: second.state.purge_seq == 3, timeout=5.0, what="the second core to see purge 3"
+    )
+    assert second.state.purges == expected
+    # The hook that wakes the edge watches ran on the other core too (no config: revision 0).
+    assert stores.applied_by(second) and set(stores.applied_by(second)) == {0}
+    # What etcd holds: a fresh core loads the same purges, and numbers the next one after them.
+    fresh = await stores.open()
+    assert (fresh.state.purges, fresh.state.purge_seq) == (expected, 3)
+    assert await fresh.purge_cache(["https://a.example/4"], [], NOW) == {"ok": True, "seq": 4}
+
+
+async def test_nothing_to_purge_is_refused_and_writes_nothing(
+    stores: Stores, etcd: EtcdServer
+) -> None:
+    store = await stores.open()
+    refusal = {"ok": False, "error": "nothing to purge: give urls or tags"}
+    assert await store.purge_cache([], [], NOW) == refusal
+    assert await store.purge_cache(["", ""], [""], NOW) == refusal
+    assert store.state.purge_seq == 0
+    assert store.state.purges == []
+    async with aetcd.Client(HOST, etcd.client_port) as client:
+        assert list(await client.get_prefix(store.keys.purge_prefix.encode())) == []
+
+
+async def test_concurrent_purges_from_two_cores_get_distinct_seqs(stores: Stores) -> None:
+    first, second = await stores.open(), await stores.open()
+    writes = [
+        (f"https://a.example/{name}/{index}", store)
+        for index in range(15)
+        for name, store in (("first", first), ("second", second))
+    ]
+    results = await asyncio.gather(*(store.purge_cache([url], [], NOW) for url, store in writes))
+    assert all(result["ok"] for result in results), results
+    assert sorted(result["seq"] for result in results) == list(range(1, 31))
+    await async_wait_until(
+        lambda: first.state.purge_seq == second.state.purge_seq == 30,
+        timeout=5.0,
+        what="both mirrors at purge 30",
+    )
+    assert first.state.purges == second.state.purges
+    assert [purge["seq"] for purge in first.state.purges] == list(range(1, 31))
+    # Each purge is kept under the seq its writer was told, and none is lost.
+    told = {url: result["seq"] for (url, _), result in zip(writes, results, strict=True)}
+    assert {purge["urls"][0]: purge["seq"] for purge in first.state.purges} == told
+
+
+async def test_purges_beyond_the_limit_keep_only_the_newest(
+    stores: Stores, etcd: EtcdServer
+) -> None:
+    first, second = await stores.open(), await stores.open()
+    total = PURGE_LIMIT + 5
+    pure = ClusterState()
+    for index in range(total):
+        url = f"https://a.example/{index}"
+        assert (await first.purge_cache([url], [], NOW))["seq"] == index + 1
+        pure.purge_cache([url], [], NOW)
+    assert first.state.purges == pure.purges
+    assert [purge["seq"] for purge in first.state.purges] == list(range(6, total + 1))
+    assert first.state.purges_after(4) is None  # purge 5 is gone: an edge that far back
+    assert len(first.state.purges_after(5)) == PURGE_LIMIT  # empties its cache instead
+    await async_wait_until(
+        lambda: second.state.purge_seq == total, timeout=10.0, what="the second core to catch up"
+    )
+    assert second.state.purges == pure.purges
+    # Dropped from etcd itself, in the same transactions: the entries and the seq key.
+    async with aetcd.Client(HOST, etcd.client_port) as client:
+        kept = [kv.key for kv in await client.get_prefix(first.keys.purge_prefix.encode())]
+    assert len(kept) == PURGE_LIMIT + 1
+    assert first.keys.purge(5).encode() not in kept
+    assert first.keys.purge(6).encode() in kept
+    assert (await stores.open()).state.purges == pure.purges
+
+
+def test_the_mirror_keeps_purges_ordered_and_bounded_whatever_order_keys_come_in() -> None:
+    keys = KeyLayout("/m")
+    mirror = StateMirror(keys, lambda revision: None)
+    seqs = list(range(1, PURGE_LIMIT + 3))
+    entries = [
+        (keys.purge(seq).encode(), json.dumps({"urls": [f"/{seq}"], "tags": [], "time": 1.0}))
+        for seq in reversed(seqs)
+    ]
+    mirror.load([(key, value.encode()) for key, value in entries], revision=10)
+    assert [purge["seq"] for purge in mirror.state.purges] == seqs[-PURGE_LIMIT:]
+    mirror.apply("DELETE", keys.purge(seqs[-1]).encode(), b"", 11)
+    mirror.apply("PUT", keys.purge_seq.encode(), str(seqs[-1]).encode(), 11)
+    assert [purge["seq"] for purge in mirror.state.purges] == seqs[-PURGE_LIMIT:-1]
+    assert mirror.state.purge_seq == seqs[-1]
+
+
+async def test_edge_reports_reach_every_core(stores: Stores) -> None:
+    first, second = await stores.open(), await stores.open()
+    assert await first.report_edge("edge/1", "eu", "127.0.0.1:9921", 4, 2, NOW) == {"ok": True}
+    report = {"region": "eu", "admin": "127.0.0.1:9921", "revision": 4, "purge_seq": 2}
+    assert first.state.edges == {"edge/1": {**report, "seen": NOW}}
+    await async_wait_until(
+        lambda: "edge/1" in second.state.edges, timeout=5.0, what="the second core to see edge/1"
+    )
+    assert second.state.edges == first.state.edges
+    # The last report wins, from whichever core.
+    assert await second.report_edge("edge/1", "eu", "127.0.0.1:9921", 5, 3, NOW + 10) == {
+        "ok": True
+    }
+    await async_wait_until(
+        lambda: first.state.edges["edge/1"]["revision"] == 5,
+        timeout=5.0,
+        what="the first core to see the new report",
+    )
+    assert first.state.edges["edge/1"] == {
+        **report,
+        "revision": 5,
+        "purge_seq": 3,
+        "seen": NOW + 10,
+    }
+    assert await first.report_edge("", "eu", "x", 1, 0, NOW) == {
+        "ok": False,
+        "error": "an edge needs a name",
+    }
+    # As in Raft: an edge silent for a day is forgotten at the next report.
+    later = NOW + 10 + EDGE_FORGET_AFTER + 1
+    assert await first.report_edge("edge-2", "us", "127.0.0.1:9922", 5, 3, later) == {"ok": True}
+    assert set(first.state.edges) == {"edge-2"}
+    await async_wait_until(
+        lambda: set(second.state.edges) == {"edge-2"},
+        timeout=5.0,
+        what="the second core to forget edge/1",
+    )
+    assert (await stores.open()).state.edges == first.state.edges
+
+
+async def test_restore_keeps_this_clusters_purges_and_edges(stores: Stores) -> None:
+    source = await stores.open()
+    await source.put_config(shared_config("backup"), None, NOW, "", "")
+    for index in range(5):
+        await source.purge_cache([f"https://old.example/{index}"], [], NOW)
+    await source.report_edge("old-edge", "eu", "127.0.0.1:9931", 1, 5, NOW)
+    backup = source.state.to_plain()
+
+    target = Stores(stores.endpoint)
+    try:
+        store = await target.open()
+        await store.put_config(shared_config("live"), None, NOW, "", "")
+        await store.purge_cache(["https://live.example/1"], ["t"], NOW)
+        await store.purge_cache(["https://live.example/2"], [], NOW)
+        await store.report_edge("live-edge", "us", "127.0.0.1:9932", 1, 2, NOW)
+        purges, edges = copy.deepcopy(store.state.purges), copy.deepcopy(store.state.edges)
+
+        assert await store.restore_state(backup) == {"ok": True, "revision": 2}
+        assert (store.state.purges, store.state.purge_seq, store.state.edges) == (
+            purges,
+            2,
+            edges,
+        )
+        assert store.state.current_config() == shared_config("backup")
+        # Not rewound: the next purge follows this cluster's, not the backup's.
+        assert await store.purge_cache(["https://live.example/3"], [], NOW) == {
+            "ok": True,
+            "seq": 3,
+        }
+        assert (await target.open()).state.to_plain() == store.state.to_plain()
+    finally:
+        await target.close()
 
 
 async def test_restore_adds_the_backups_config_as_a_new_revision(stores: Stores) -> None:
