@@ -89,6 +89,26 @@ DESCRIPTIONS: dict[str, str] = {
     "address or a name resolved when a connection is opened.",
     "upstreams[].endpoints[].weight": "Relative share of traffic, for the policies that use "
     "weights (all but `round_robin`).",
+    "upstreams[].endpoints[].region": "The region (a `regions[].name`) this endpoint serves "
+    "from. Routes with `geo: nearest` send each client to the endpoints of the nearest "
+    "region that has an available one.",
+    "regions": "Where endpoints are, for `geo: nearest` routes. An edge locates each client "
+    "with its geo database and ranks regions by distance; a node without one ranks its own "
+    "region first, then the others in this order.",
+    "regions[].name": "Name that `upstreams[].endpoints[].region` refers to; sent back to "
+    "clients of geo routes in `X-Dispa-Region`.",
+    "regions[].latitude": "Latitude of the region's data centre, in degrees (-90 to 90).",
+    "regions[].longitude": "Longitude of the region's data centre, in degrees (-180 to 180).",
+    "regions[].continents": "Continent codes (`EU`, `NA`, `AS`, ...) this region serves "
+    "first when the geo database has no coordinates (a country database).",
+    "regions[].countries": "ISO country codes (`GB`, `US`, ...) this region serves first when "
+    "the geo database has no coordinates; a country match ranks above a continent match.",
+    "routes[].geo": "`nearest`: each client goes to the endpoints of the nearest region with "
+    "an available endpoint, falling back to the next nearest; needs endpoints with a "
+    "`region`. `off`: balance over all endpoints.",
+    "routes[].cache": "On edge nodes, responses of this route may be stored in the shared "
+    "cache and served from it, following RFC 9111 (Cache-Control, Expires, Vary, "
+    "validators) and RFC 5861 (stale-while-revalidate, stale-if-error).",
     "upstreams[].health": "Active health checks. Left out, endpoints are not probed and only "
     "outlier detection takes them out of service.",
     "upstreams[].health.path": "Path of the `GET` sent to each endpoint; must start with `/`.",

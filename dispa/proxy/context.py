@@ -13,6 +13,7 @@ class RequestContext:
         "endpoint",
         "listener",
         "reason",
+        "region",
         "request",
         "request_headers",
         "request_id",
@@ -45,6 +46,7 @@ class RequestContext:
         self.status = 0
         self.reason = None  # set when Dispa answered locally
         self.attempts = 0
+        self.region: str | None = None  # chosen by a `geo: nearest` route
         self.bytes_in = 0
         self.bytes_out = 0
         self.values: dict | None = None  # free slot for filters that need per-request state

@@ -15,6 +15,7 @@ from dispa.proxy import local_reply as reasons
 from dispa.proxy.balancer.p2c_ewma import observe_latency
 from dispa.proxy.context import RequestContext
 from dispa.proxy.events import Data, EndOfMessage, Response
+from dispa.proxy.geo_select import region_ranking
 from dispa.proxy.h1_writer import LAST_CHUNK, chunk, request_head
 from dispa.proxy.local_reply import LocalReply, error_reply
 from dispa.proxy.retry_policy import may_retry, retry_condition_for_status
@@ -177,7 +178,11 @@ class Exchange:
     def _try_upstream(self) -> None:
         ctx = self.ctx
         upstream = self.upstream
-        endpoint = upstream.pick(ctx, self._failed_endpoint)
+        if self.route.geo_nearest:
+            ranking = region_ranking(self.gateway, self.snapshot, ctx)
+            endpoint = upstream.pick_nearest(ctx, self._failed_endpoint, ranking)
+        else:
+            endpoint = upstream.pick(ctx, self._failed_endpoint)
         if endpoint is None:
             self.reply(error_reply(503, reasons.NO_HEALTHY))
             return
@@ -325,6 +330,8 @@ class Exchange:
         # still remove it.
         if ctx.response_cookie is not None:
             headers = [*headers, (b"set-cookie", ctx.response_cookie)]
+        if ctx.region is not None:
+            headers = [*headers, (b"x-dispa-region", ctx.region.encode())]
         for on_response in self.route.response_filters:
             headers = on_response(ctx, headers)
         self.response_started = True

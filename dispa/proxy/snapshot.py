@@ -21,7 +21,9 @@ from dispa.proxy.upstream import UpstreamRuntime
 
 class RouteRuntime:
     __slots__ = (
+        "cache",
         "direct_reply",
+        "geo_nearest",
         "log_filters",
         "name",
         "prefix",
@@ -44,6 +46,8 @@ class RouteRuntime:
         rewrite = config.prefix_rewrite
         self.prefix_rewrite = rewrite.encode() if rewrite is not None else None
         self.timeout = config.timeout
+        self.geo_nearest = config.geo == "nearest"
+        self.cache = config.cache
         self.redirect = config.redirect
         self.direct_reply = None
         if config.direct_response is not None:
@@ -84,7 +88,15 @@ class RouteRuntime:
 class Snapshot:
     """Everything a request needs from config, frozen at one revision."""
 
-    __slots__ = ("applied_at", "config", "revision", "router", "source", "upstreams")
+    __slots__ = (
+        "applied_at",
+        "config",
+        "region_names",
+        "revision",
+        "router",
+        "source",
+        "upstreams",
+    )
 
     def __init__(
         self,
@@ -100,6 +112,7 @@ class Snapshot:
         self.upstreams = upstreams
         self.source = source
         self.applied_at = time.time()
+        self.region_names = tuple(region.name for region in config.regions)
 
 
 def compile_snapshot(

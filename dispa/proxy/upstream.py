@@ -67,6 +67,9 @@ class UpstreamRuntime:
             (hash_policy.bounded_load if hash_policy else 1.25) if hashing else None
         )
         self.available: list[Endpoint] = []
+        # For `geo: nearest` routes: each region's available endpoints and their balancer.
+        self._region_of = {e.address: e.region for e in config.endpoints if e.region}
+        self.regional: dict[str, tuple[list[Endpoint], object]] = {}
         self.active_requests = 0  # in flight through this upstream (sizes the retry budget)
         self.balancer = None
         self._maintenance: asyncio.TimerHandle | None = None
@@ -86,6 +89,16 @@ class UpstreamRuntime:
                 available.append(endpoint)
         self.available = available
         self.balancer = build_balancer(self.config.lb, available, bounded_load=self._bounded_load)
+        if self._region_of:
+            by_region: dict[str, list[Endpoint]] = {}
+            for endpoint in available:
+                region = self._region_of.get(endpoint.address)
+                if region is not None:
+                    by_region.setdefault(region, []).append(endpoint)
+            self.regional = {
+                region: (members, build_balancer(self.config.lb, members, bounded_load=self._bounded_load))
+                for region, members in by_region.items()
+            }
 
     def _on_health_change(self, endpoint: Endpoint, healthy: bool) -> None:
         log.warning(
@@ -126,6 +139,25 @@ class UpstreamRuntime:
             ).encode()
         sessions.remember(self.name, session, endpoint.address, affinity.ttl, now)
         return endpoint
+
+    def pick_nearest(self, ctx, exclude: Endpoint | None, ranking) -> Endpoint | None:
+        """The nearest region (in ``ranking`` order) with an available endpoint serves: a
+        region whose endpoints are all down or ejected is passed over for the next one."""
+        for region in ranking:
+            entry = self.regional.get(region)
+            if entry is None:
+                continue
+            members, balancer = entry
+            key = self.hash_key(ctx) if self.hash_key is not None else None
+            endpoint = balancer.pick(key)
+            if endpoint is exclude and exclude is not None:
+                endpoint = next((e for e in members if e is not exclude), None)
+                if endpoint is None:
+                    continue  # the retry goes to the next region
+            if endpoint is not None:
+                ctx.region = region
+                return endpoint
+        return None
 
     def _pick_balanced(self, ctx, exclude: Endpoint | None) -> Endpoint | None:
         key = self.hash_key(ctx) if self.hash_key is not None else None
