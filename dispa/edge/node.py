@@ -23,6 +23,7 @@ from dispa.config.cluster import SharedConfig, gateway_for_node, waiting_gateway
 from dispa.config.edge import EdgeConfig
 from dispa.config.schema import split_address
 from dispa.edge.follower import ConfigFollower
+from dispa.edge.geo import GeoDatabaseError, GeoLocator, GeoRouter, Region, TrustedProxies
 from dispa.edge.metrics import edge_registry
 from dispa.edge.persist import load_snapshot, save_snapshot
 from dispa.edge.remote_ledger import RemoteLedger
@@ -48,6 +49,9 @@ class EdgeNode:
         self.registry, self.propagation = edge_registry(self)
         self._report_now = asyncio.Event()
         self.ledger = RemoteLedger(list(config.cores), lambda: self.follower.connected_to)
+        self.trusted = TrustedProxies(config.geo.trusted_proxies)
+        # Opened at start: a missing or broken database stops the edge with a clear error.
+        self.locator = GeoLocator(config.geo.database) if config.geo.database else None
 
     # ---------------------------------------------------------------- start and stop
 
@@ -173,8 +177,16 @@ class EdgeNode:
         self.applied_revision = revision
         self.applied_at = time.time()
         self.committed_at = committed_at
+        self.gateway.geo = self._geo_router(shared)
         if self.gateway.cache is not None:
             self.gateway.cache.configure(shared)
+
+    def _geo_router(self, shared: SharedConfig) -> GeoRouter:
+        regions = [
+            Region(r.name, r.latitude, r.longitude, frozenset(r.continents), frozenset(r.countries))
+            for r in shared.regions
+        ]
+        return GeoRouter(self.locator, regions, self.trusted)
 
     def _purge(self, urls: list[str], tags: list[str]) -> None:
         cache = self.gateway.cache
@@ -250,7 +262,11 @@ class EdgeNode:
 
 
 async def run_edge(config: EdgeConfig) -> int:
-    node = EdgeNode(config)
+    try:
+        node = EdgeNode(config)
+    except GeoDatabaseError as error:
+        log.error("geo.database: %s", error)
+        return 2
     try:
         return await node.run()
     except ListenError as error:
