@@ -96,7 +96,10 @@ class UpstreamRuntime:
                 if region is not None:
                     by_region.setdefault(region, []).append(endpoint)
             self.regional = {
-                region: (members, build_balancer(self.config.lb, members, bounded_load=self._bounded_load))
+                region: (
+                    members,
+                    build_balancer(self.config.lb, members, bounded_load=self._bounded_load),
+                )
                 for region, members in by_region.items()
             }
 
