@@ -10,6 +10,12 @@
   POST /count            reads the body and answers its size and sha256
   GET  /headers          the request headers as JSON
   GET  /reset            closes the connection without an answer
+  GET  /cache/{key}      a response for caches, shaped by query parameters: cc
+                         (Cache-Control, default max-age=60), etag, lm (Last-Modified),
+                         expires, vary, tags (Cache-Tag), status, delay_ms; answers 304
+                         to a matching If-None-Match / If-Modified-Since. The body counts
+                         the full answers given for that key: "NAME KEY #N"
+  GET  /admin/cache-hits how many requests each /cache/{key} received (JSON)
 """
 
 from __future__ import annotations
@@ -92,6 +98,41 @@ def build_app(name: str) -> web.Application:
         await asyncio.sleep(0.1)
         return web.Response()
 
+    cache_hits: dict[str, int] = {}
+    cache_full_answers: dict[str, int] = {}
+
+    async def cacheable(request):
+        key = request.match_info["key"]
+        query = request.query
+        cache_hits[key] = cache_hits.get(key, 0) + 1
+        if "delay_ms" in query:
+            await asyncio.sleep(int(query["delay_ms"]) / 1000)
+        headers = {"x-upstream": name, "Cache-Control": query.get("cc", "max-age=60")}
+        for param, header in (
+            ("etag", "ETag"),
+            ("lm", "Last-Modified"),
+            ("expires", "Expires"),
+            ("vary", "Vary"),
+            ("tags", "Cache-Tag"),
+        ):
+            if param in query:
+                headers[header] = query[param]
+        if query.get("cc") == "":
+            del headers["Cache-Control"]
+        etag = query.get("etag")
+        if etag and request.headers.get("If-None-Match") in (etag, "*"):
+            return web.Response(status=304, headers=headers)
+        modified = query.get("lm")
+        if modified and request.headers.get("If-Modified-Since") == modified:
+            return web.Response(status=304, headers=headers)
+        cache_full_answers[key] = cache_full_answers.get(key, 0) + 1
+        status_code = int(query.get("status", "200"))
+        body = f"{name} {key} #{cache_full_answers[key]}\n"
+        return web.Response(status=status_code, text=body, headers=headers)
+
+    async def cache_hits_report(request):
+        return web.json_response({"requests": cache_hits, "full_answers": cache_full_answers})
+
     async def stats(request):
         return web.json_response({"requests": state["requests"], "name": name})
 
@@ -107,6 +148,8 @@ def build_app(name: str) -> web.Application:
     app.router.add_put("/count", count_body)
     app.router.add_get("/headers", headers)
     app.router.add_get("/reset", reset)
+    app.router.add_get("/cache/{key}", cacheable)
+    app.router.add_get("/admin/cache-hits", cache_hits_report)
     app.router.add_route("*", "/{tail:.*}", hello)
     return app
 
