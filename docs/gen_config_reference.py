@@ -329,6 +329,11 @@ LOCAL_REPLIES: dict[str, tuple[str, str]] = {
         "The client sent CONNECT: Dispa does not tunnel. Other Upgrade offers (WebSocket, "
         "h2c) are ignored and the request is answered as HTTP/1.1.",
     ),
+    "not_cached": (
+        "504",
+        "The client asked `Cache-Control: only-if-cached` on a cached route and the edge "
+        "holds no usable response.",
+    ),
     "upstream_connect_failure": (
         "502",
         "No connection to the endpoint: refused, unreachable, or longer than "
