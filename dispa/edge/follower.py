@@ -67,6 +67,9 @@ class ConfigFollower:
                     why = str(leave)
                 except (aiohttp.ClientError, TimeoutError, BrokenStream, OSError) as error:
                     why = _describe(error)
+                except Exception as error:  # a bug must not end following for good
+                    log.exception("following core %s failed", core)
+                    why = f"internal error: {type(error).__name__}"
                 if self.connected_to is not None:
                     log.warning("lost the watch stream of core %s: %s", core, why)
                 else:

@@ -22,6 +22,7 @@ from dispa.cluster.watch_protocol import apply_delta
 from dispa.config.cluster import SharedConfig, gateway_for_node, waiting_gateway
 from dispa.config.edge import EdgeConfig
 from dispa.config.schema import split_address
+from dispa.edge.edge_cache import EdgeCache
 from dispa.edge.follower import ConfigFollower
 from dispa.edge.geo import GeoDatabaseError, GeoLocator, GeoRouter, Region, TrustedProxies
 from dispa.edge.metrics import edge_registry
@@ -58,6 +59,7 @@ class EdgeNode:
     async def run(self) -> int:
         self.gateway = Gateway()
         self.gateway.region = self.config.edge.region
+        self.gateway.cache = EdgeCache(self.config.cache)
         share = self.config.rate_limits.fallback_share
         self.gateway.quota = LeasedQuota(
             self.ledger,
