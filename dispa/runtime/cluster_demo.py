@@ -1,9 +1,9 @@
-"""``dispa demo``: a local 3-core cluster with demo upstreams, and commands to try.
+"""``dispa demo``: a local 3-core cluster, two edges and demo upstreams, and commands to try.
 
 It uses the ready-made files in ``deploy/examples/local/`` (the same ones anyone can start
-by hand), runs each core as its own process with its data in a scratch folder, applies
-``gateway.yaml`` through the admin API once a leader is elected, and prints what to try.
-Ctrl-C stops every process it started.
+by hand), runs each core and edge as its own process with its data in a scratch folder,
+applies ``gateway.yaml`` through the admin API once a leader is elected, starts the edges
+and prints what to try. Ctrl-C stops every process it started.
 """
 
 from __future__ import annotations
@@ -19,22 +19,33 @@ import time
 from pathlib import Path
 
 import aiohttp
+import yaml
 
 from dispa.cluster import client
 
-UPSTREAMS = ((9001, "upstream-9001"), (9002, "upstream-9002"))
+UPSTREAMS = ((9001, "eu-1"), (9002, "us-1"), (9003, "ap-1"))
 CORES = (("core-1", 9911, 8081), ("core-2", 9912, 8082), ("core-3", 9913, 8083))
+EDGES = (("edge-eu", 9921, 8181), ("edge-us", 9922, 8182))
 READY_WITHIN = 20.0
 
 TRY = """
-Dispa demo: 3 cores (eu, us, ap) and two upstreams are running on loopback. Try:
-  curl -i http://127.0.0.1:8081/                     # served by core-1, round robin upstreams
-  curl -i http://127.0.0.1:8082/hello                # the same config on core-2
-  .venv/bin/dispa status --admin 127.0.0.1:9911      # leader, revisions, lag of each core
-  .venv/bin/dispa apply -f {examples}/gateway.yaml --admin 127.0.0.1:9912 --dry-run
-  curl -s http://127.0.0.1:9911/api/v1/config/history
+Dispa demo: 3 cores (eu, us, ap), 2 edges (eu on :8181, us on :8182) and an upstream per
+region are running on loopback. Try:
+  # Geo routing: the edge locates the client (X-Forwarded-For is trusted from loopback
+  # here, to play clients from elsewhere) and answers from the nearest region:
+  curl -si -H 'X-Forwarded-For: 81.2.69.142'   http://127.0.0.1:8181/ | grep -i -e region -e hello
+  curl -si -H 'X-Forwarded-For: 216.160.83.56' http://127.0.0.1:8181/ | grep -i -e region -e hello
+  curl -si -H 'X-Forwarded-For: 175.16.199.0'  http://127.0.0.1:8182/ | grep -i -e region -e hello
+  # The edge cache: the first request is a MISS, the next ones HIT (see X-Cache and Age):
+  curl -si http://127.0.0.1:8181/cache/news | grep -i -e x-cache -e age -e origin
+  curl -si http://127.0.0.1:8181/cache/news | grep -i -e x-cache -e age -e origin
+  .venv/bin/dispa purge --admin 127.0.0.1:9911 --url http://127.0.0.1:8181/cache/news
+  # The cluster: leader, revisions, and what each core and edge has applied:
+  .venv/bin/dispa status --admin 127.0.0.1:9911
+  curl -s http://127.0.0.1:9921/api/v1/node
   kill -9 <the leader's pid below>; then status again: a new leader within a second
-Core pids: {pids}   Data: {data}
+  kill -9 every core: the edges keep serving (and restart from their persisted config)
+Core pids: {pids}   Edge pids: {edge_pids}   Data: {data}
 Ctrl-C stops everything.
 """
 
@@ -61,17 +72,50 @@ def _start(args: list[str], cwd: Path, log_path: Path) -> subprocess.Popen:
 
 
 async def _wait_for_leader(deadline: float) -> bool:
+    """Until every core names the same leader and it has a quorum: applying sooner could
+    meet an election still settling."""
     timeout = aiohttp.ClientTimeout(total=1)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         while time.monotonic() < deadline:
+            leaders = set()
             for _, admin, _ in CORES:
                 try:
                     async with session.get(f"http://127.0.0.1:{admin}/api/v1/node") as reply:
                         status = await reply.json()
-                        if status.get("leader"):
-                            return True
+                        leaders.add(status.get("leader") if status.get("has_quorum") else None)
+                except (aiohttp.ClientError, TimeoutError, ValueError):
+                    leaders.add(None)
+            if len(leaders) == 1 and None not in leaders:
+                return True
+            await asyncio.sleep(0.3)
+    return False
+
+
+def _edge_config(example: Path, data: Path) -> Path:
+    """The example edge file, with its geo database made absolute (the demo runs in a
+    scratch folder, not in the repository)."""
+    config = yaml.safe_load(example.read_text())
+    database = config.get("geo", {}).get("database")
+    if database and not Path(database).is_absolute():
+        config["geo"]["database"] = str(examples_dir().parents[2] / database)
+    path = data / example.name
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+async def _wait_for_edges(deadline: float) -> bool:
+    timeout = aiohttp.ClientTimeout(total=1)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        while time.monotonic() < deadline:
+            applied = 0
+            for _, admin, _ in EDGES:
+                try:
+                    async with session.get(f"http://127.0.0.1:{admin}/api/v1/node") as reply:
+                        applied += (await reply.json()).get("applied_revision", 0) > 0
                 except (aiohttp.ClientError, TimeoutError, ValueError):
                     pass
+            if applied == len(EDGES):
+                return True
             await asyncio.sleep(0.3)
     return False
 
@@ -84,7 +128,7 @@ async def run_cluster_demo() -> int:
     data = Path(tempfile.mkdtemp(prefix="dispa-demo-"))
     processes: list[subprocess.Popen] = []
     try:
-        print("starting demo upstreams on 127.0.0.1:9001 and :9002 ...", flush=True)
+        print("starting demo upstreams on 127.0.0.1:9001-9003 (eu, us, ap) ...", flush=True)
         for port, name in UPSTREAMS:
             processes.append(
                 _start(
@@ -112,11 +156,29 @@ async def run_cluster_demo() -> int:
             )
             return 1
         print("leader elected; applying the shared config ...", flush=True)
-        code = await client.apply("127.0.0.1:9911", str(examples / "gateway.yaml"), False, None)
+        for attempt in range(3):
+            code = await client.apply("127.0.0.1:9911", str(examples / "gateway.yaml"), False, None)
+            if code == 0:
+                break
+            if attempt < 2:
+                print("retrying in a second ...", flush=True)
+                await asyncio.sleep(1.0)
         if code != 0:
             return code
+        print("starting 2 edges (eu on 8181, us on 8182) ...", flush=True)
+        edges = []
+        for name, _, _ in EDGES:
+            config = _edge_config(examples / f"{name}.yaml", data)
+            edges.append(_start(["dispa", "edge", "-c", str(config)], data, data / f"{name}.log"))
+        processes += edges
+        if not await _wait_for_edges(time.monotonic() + READY_WITHIN):
+            print(f"the edges did not take the config; see the logs in {data}", file=sys.stderr)
+            return 1
         pids = ", ".join(f"{name}={p.pid}" for (name, _, _), p in zip(CORES, cores, strict=True))
-        print(TRY.format(examples=examples, pids=pids, data=data), flush=True)
+        edge_pids = ", ".join(
+            f"{name}={p.pid}" for (name, _, _), p in zip(EDGES, edges, strict=True)
+        )
+        print(TRY.format(pids=pids, edge_pids=edge_pids, data=data), flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGINT, stop.set)
