@@ -2,7 +2,9 @@
 
 Every proxy runs in turn in the same invocation, on the same pinned core, in front of
 the same upstream (nginx `return 200 "ok"`), under the same wrk load; results are
-reported as ratios to nginx and HAProxy. See bench/README.md and docs/benchmarks.md.
+reported as ratios to nginx and HAProxy. A cache-hit case sets a Dispa edge against
+nginx `proxy_cache` the same way, reported as a ratio of the two. See bench/README.md
+and docs/benchmarks.md.
 
     .venv/bin/python bench/run.py                  # full run, 10 s per case
     .venv/bin/python bench/run.py --quick          # 3 s per case
@@ -46,7 +48,17 @@ DOCS_FILE = REPO / "docs" / "benchmarks.md"
 DOCS_MARKER = "<!-- results -->"
 
 THROUGHPUT_CASES = ("nginx", "haproxy", "dispa-minimal", "dispa-chain")
-ALL_CASES = ("dispa-minimal", "dispa-chain", "nginx", "haproxy", "memory")
+# Cache hits: the proxy answers GET /cached from its cache; the reference is nginx-cache.
+CACHE_CASES = ("nginx-cache", "dispa-edge-cache")
+ALL_CASES = (
+    "dispa-minimal",
+    "dispa-chain",
+    "nginx",
+    "haproxy",
+    "nginx-cache",
+    "dispa-edge-cache",
+    "memory",
+)
 MEMORY_SERVERS = ("dispa-minimal", "nginx", "haproxy")
 
 # Targets: Dispa case (a) and (b) throughput as a fraction of nginx, and peak RSS.
@@ -54,6 +66,15 @@ TARGET_MINIMAL = 0.6
 TARGET_CHAIN = 0.5
 TARGET_RSS_MIB = 100.0
 OTHER_LOAD_WARN_PCT = 10.0  # CPU % used by foreign processes above which a run is flagged
+
+# The cache-hit cases. The upstream serves CACHE_PATH (conf/nginx-upstream-cached.conf,
+# spliced into its server block) with `Cache-Control: public, max-age=3600`; each proxy
+# marks a hit in its own response header. During a measured run the upstream must stay
+# idle: above CACHE_UPSTREAM_MAX_PCT of a CPU it served misses and the run is rejected.
+CACHE_PATH = "/cached"
+CACHE_BODY = b"cached ok"
+CACHE_HIT_HEADER = {"nginx-cache": "x-cache-status", "dispa-edge-cache": "x-cache"}
+CACHE_UPSTREAM_MAX_PCT = 5.0
 
 APT_PACKAGES = {"nginx": "nginx-light", "haproxy": "haproxy", "wrk": "wrk"}
 EXTRA_PATH = ("/usr/sbin", "/sbin", "/usr/local/sbin")
@@ -441,15 +462,38 @@ def render(template: str, dest: Path, **values: Any) -> Path:
     return dest
 
 
-def dispa_command(ctx: Ctx, config: Path) -> list[str]:
+def dispa_python() -> str:
+    venv_python = REPO / ".venv" / "bin" / "python"
+    return str(venv_python) if venv_python.exists() else sys.executable
+
+
+def dispa_command(ctx: Ctx, config: Path, command: str = "run") -> list[str]:
     if ctx.args.dispa_cmd:
-        return [*shlex.split(ctx.args.dispa_cmd), "run", "-c", str(config)]
+        return [*shlex.split(ctx.args.dispa_cmd), command, "-c", str(config)]
     script = REPO / ".venv" / "bin" / "dispa"
     if script.exists():
-        return [str(script), "run", "-c", str(config)]
-    venv_python = REPO / ".venv" / "bin" / "python"
-    python = str(venv_python) if venv_python.exists() else sys.executable
-    return [python, "-m", "dispa", "run", "-c", str(config)]
+        return [str(script), command, "-c", str(config)]
+    return [dispa_python(), "-m", "dispa", command, "-c", str(config)]
+
+
+def write_edge_snapshot(data_dir: Path, shared: Path) -> None:
+    """Persist the shared config in `shared` (JSON) as the edge's last applied config, so
+    that the edge serves it with no core running. Done by Dispa's own code
+    (dispa.edge.persist.save_snapshot) in a child Python: this harness stays stdlib only."""
+    code = (
+        "import json, sys\n"
+        "from dispa.edge.persist import save_snapshot\n"
+        "config = json.load(open(sys.argv[2]))\n"
+        "save_snapshot(sys.argv[1], "
+        '{"revision": 1, "config": config, "committed_at": 0, "purge_seq": 0})\n'
+    )
+    argv = [dispa_python(), "-c", code, str(data_dir), str(shared)]
+    try:
+        out = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired as exc:
+        raise BenchError("writing the edge's config snapshot took over 60 s") from exc
+    if out.returncode != 0:
+        raise BenchError(f"could not write the edge's config snapshot:\n{out.stderr.strip()}")
 
 
 def wait_ready(
@@ -513,6 +557,34 @@ def sanity_check(
     )
 
 
+def cache_check(ctx: Ctx, name: str, proc: subprocess.Popen[bytes], port: int) -> None:
+    """Readiness and sanity check of a cache-hit case: GET /cached through the proxy
+    until it answers 200 with the upstream's body, marked a cache hit (the first request
+    is the miss that stores it). A cache case that measured misses would be wrong."""
+    header = CACHE_HIT_HEADER[name]
+    deadline = time.monotonic() + ctx.args.ready_timeout
+    problem = "no attempt"
+    while time.monotonic() < deadline:
+        try:
+            status, headers, body = http_get(port, CACHE_PATH, timeout=2.0)
+        except (OSError, http.client.HTTPException) as exc:
+            problem = repr(exc)
+        else:
+            hit = headers.get(header, "").upper() == "HIT"
+            if status == 200 and body == CACHE_BODY and hit:
+                log(f"  GET {CACHE_PATH}: 200, {header}: HIT")
+                return
+            problem = f"status {status}, body {body[:80]!r}, {header}: {headers.get(header)!r}"
+        if proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    raise BenchError(
+        f"{name}: GET {CACHE_PATH} through the proxy did not return a 200 {CACHE_BODY!r} "
+        f"cache hit within {ctx.args.ready_timeout:.0f} s ({problem}); "
+        f"last log lines:\n{ctx.procs.tail(proc)}"
+    )
+
+
 def start_upstream(ctx: Ctx) -> subprocess.Popen[bytes]:
     port = ctx.port("upstream")
     prefix = ctx.tmp / "upstream"
@@ -525,12 +597,31 @@ def start_upstream(ctx: Ctx) -> subprocess.Popen[bytes]:
         NOFILE=ctx.nofile,
         WORKER_CONNECTIONS=ctx.args.idle_conns + 4096,
     )
+    splice_cached_location(conf)
     argv = [ctx.tools["nginx"], "-p", str(prefix), "-c", str(conf)]
     argv += ["-e", str(prefix / "error.log"), "-g", "daemon off;"]
     proc = ctx.procs.start("upstream-nginx", argv, cpu=ctx.load_cpu, nofile=ctx.nofile)
     wait_ready(ctx, "upstream nginx", proc, port, None)
     sanity_check(ctx, "upstream nginx", proc, port)
+    status, headers, body = http_get(port, CACHE_PATH)
+    if status != 200 or body != CACHE_BODY or "max-age" not in headers.get("cache-control", ""):
+        raise BenchError(
+            f"upstream nginx: GET {CACHE_PATH} answered {status} {body[:80]!r} "
+            f"with Cache-Control {headers.get('cache-control')!r}"
+        )
     return proc
+
+
+def splice_cached_location(conf: Path) -> None:
+    """Add the cache-hit cases' `location = /cached` (conf/nginx-upstream-cached.conf)
+    to the rendered upstream config, just before its `location / {`."""
+    anchor = "        location / {"
+    text = conf.read_text()
+    if text.count(anchor) != 1:
+        raise BenchError(f"nginx-upstream.conf: expected one {anchor.strip()!r} block")
+    fragment = (CONF_DIR / "nginx-upstream-cached.conf").read_text()
+    block = "".join(f"        {line}\n" if line.strip() else "\n" for line in fragment.splitlines())
+    conf.write_text(text.replace(anchor, block + anchor))
 
 
 def start_proxy(ctx: Ctx, kind: str) -> tuple[subprocess.Popen[bytes], int]:
@@ -555,6 +646,33 @@ def start_proxy(ctx: Ctx, kind: str) -> tuple[subprocess.Popen[bytes], int]:
         )
         argv = [ctx.tools["nginx"], "-p", str(workdir), "-c", str(conf)]
         argv += ["-e", str(workdir / "error.log"), "-g", "daemon off;"]
+    elif kind == "nginx-cache":
+        (workdir / "tmp").mkdir(exist_ok=True)
+        conf = render(
+            "nginx-cache.conf",
+            workdir / "nginx.conf",
+            PREFIX=workdir,
+            PORT=port,
+            UPSTREAM_PORT=upstream,
+            NOFILE=ctx.nofile,
+            WORKER_CONNECTIONS=ctx.args.idle_conns + 4096,
+        )
+        argv = [ctx.tools["nginx"], "-p", str(workdir), "-c", str(conf)]
+        argv += ["-e", str(workdir / "error.log"), "-g", "daemon off;"]
+    elif kind == "dispa-edge-cache":
+        data_dir = workdir / "data"
+        shared = render("dispa-edge-shared.json", workdir / "shared.json", UPSTREAM_PORT=upstream)
+        write_edge_snapshot(data_dir, shared)
+        cfg = render(
+            "dispa-edge-cache.yaml",
+            workdir / "edge.yaml",
+            PORT=port,
+            ADMIN_PORT=ctx.port(f"{kind}-admin"),
+            CORE_PORT=ctx.port(f"{kind}-core"),  # reserved, nothing listens there
+            DATA_DIR=data_dir,
+        )
+        argv = dispa_command(ctx, cfg, "edge")
+        cwd = REPO
     elif kind == "haproxy":
         cfg = render(
             "haproxy.cfg",
@@ -582,17 +700,20 @@ def start_proxy(ctx: Ctx, kind: str) -> tuple[subprocess.Popen[bytes], int]:
     proc = ctx.procs.start(kind, argv, cpu=ctx.proxy_cpu, nofile=ctx.nofile, cwd=cwd)
     try:
         wait_ready(ctx, kind, proc, port, admin_port)
-        sanity_check(ctx, kind, proc, port, header)
+        if kind in CACHE_CASES:
+            cache_check(ctx, kind, proc, port)
+        else:
+            sanity_check(ctx, kind, proc, port, header)
     except BaseException:
         ctx.procs.stop(proc)
         raise
     return proc, port
 
 
-def run_wrk(ctx: Ctx, port: int, duration: int) -> dict[str, Any]:
+def run_wrk(ctx: Ctx, port: int, duration: int, path: str = "/") -> dict[str, Any]:
     a = ctx.args
     argv = [ctx.tools["wrk"], f"-t{a.threads}", f"-c{a.connections}", f"-d{duration}s"]
-    argv += ["--latency", f"http://127.0.0.1:{port}/"]
+    argv += ["--latency", f"http://127.0.0.1:{port}{path}"]
     proc = ctx.procs.start(f"wrk-{port}", argv, cpu=ctx.load_cpu, pipes=True)
     try:
         out, _ = proc.communicate(timeout=duration + 30)
@@ -606,7 +727,9 @@ def run_wrk(ctx: Ctx, port: int, duration: int) -> dict[str, Any]:
     return parse_wrk(text)
 
 
-def measure_once(ctx: Ctx, kind: str, proc: subprocess.Popen[bytes], port: int) -> dict:
+def measure_once(
+    ctx: Ctx, kind: str, proc: subprocess.Popen[bytes], port: int, path: str = "/"
+) -> dict:
     """One measured wrk run, with CPU accounting: the proxy's share of its core, and the
     CPU used on our two cores by anything not ours (other load on the machine)."""
     a = ctx.args
@@ -616,8 +739,8 @@ def measure_once(ctx: Ctx, kind: str, proc: subprocess.Popen[bytes], port: int) 
     p0, u0, b0 = cpu_ticks(pids), cpu_ticks(up_pids), busy_ticks(cpus)
     c0 = rusage_seconds(resource.RUSAGE_CHILDREN) + rusage_seconds(resource.RUSAGE_SELF)
     t0 = time.monotonic()
-    log(f"  wrk -t{a.threads} -c{a.connections} -d{a.duration}s --latency")
-    res = run_wrk(ctx, port, a.duration)
+    log(f"  wrk -t{a.threads} -c{a.connections} -d{a.duration}s --latency {path}")
+    res = run_wrk(ctx, port, a.duration, path)
     wall = time.monotonic() - t0
     proxy_s = (cpu_ticks(pids) - p0) / CLK_TCK
     upstream_s = (cpu_ticks(up_pids) - u0) / CLK_TCK
@@ -625,6 +748,7 @@ def measure_once(ctx: Ctx, kind: str, proc: subprocess.Popen[bytes], port: int) 
     ours_s = rusage_seconds(resource.RUSAGE_CHILDREN) + rusage_seconds(resource.RUSAGE_SELF)
     ours_s += proxy_s + upstream_s - c0  # wrk has exited and been reaped: in CHILDREN
     res["proxy_cpu_pct"] = round(100.0 * proxy_s / wall, 1)
+    res["upstream_cpu_pct"] = round(100.0 * upstream_s / wall, 1)
     res["other_cpu_pct"] = round(max(0.0, 100.0 * (busy_s - ours_s) / wall), 1)
     if proc.poll() is not None:
         raise BenchError(f"{kind} exited during the run:\n{ctx.procs.tail(proc)}")
@@ -635,11 +759,17 @@ def measure_once(ctx: Ctx, kind: str, proc: subprocess.Popen[bytes], port: int) 
             f"{kind}: {res['non_2xx_3xx']} of {res['requests']} responses were not "
             "2xx/3xx, so the req/s figure is not a proxying figure"
         )
+    if kind in CACHE_CASES and res["upstream_cpu_pct"] > CACHE_UPSTREAM_MAX_PCT:
+        raise BenchError(
+            f"{kind}: the upstream used {res['upstream_cpu_pct']:.0f}% of a CPU during the "
+            "run, so responses were not all cache hits: not a cache-hit figure"
+        )
     if sum(res["socket_errors"].values()):
         log(f"  warning: wrk socket errors {res['socket_errors']}")
     log(
         f"  {res['rps']:,.0f} req/s, p50 {res['p50_ms']:.3f} ms, p99 {res['p99_ms']:.3f} ms, "
-        f"proxy CPU {res['proxy_cpu_pct']:.0f}%, other load {res['other_cpu_pct']:.0f}%"
+        f"proxy CPU {res['proxy_cpu_pct']:.0f}%, upstream CPU {res['upstream_cpu_pct']:.0f}%, "
+        f"other load {res['other_cpu_pct']:.0f}%"
     )
     return res
 
@@ -648,15 +778,16 @@ def bench_throughput(ctx: Ctx, kind: str) -> dict[str, Any]:
     """Warm up, then measure; a run disturbed by other load on the benchmark cores is
     repeated (--noise-retries times at most) and the least disturbed run is kept."""
     a = ctx.args
-    log(f"\n== {kind}: throughput")
+    path = CACHE_PATH if kind in CACHE_CASES else "/"
+    log(f"\n== {kind}: {'cache hits' if kind in CACHE_CASES else 'throughput'}")
     proc, port = start_proxy(ctx, kind)
     try:
         log(f"  warm-up {a.warmup} s")
         if a.warmup > 0:
-            run_wrk(ctx, port, a.warmup)
+            run_wrk(ctx, port, a.warmup, path)
         best: dict[str, Any] | None = None
         for attempt in range(1 + a.noise_retries):
-            res = measure_once(ctx, kind, proc, port)
+            res = measure_once(ctx, kind, proc, port, path)
             res["attempts"] = attempt + 1
             if best is None or res["other_cpu_pct"] < best["other_cpu_pct"]:
                 best = res
@@ -780,7 +911,22 @@ def compute_summary(results: dict[str, Any]) -> dict[str, Any]:
     b_note = noisy if b is not None and (tp["dispa-chain"]["noisy"] or tp["nginx"]["noisy"]) else ""
     mem = results["memory"].get("dispa-minimal", {}).get("peak_rss_mib")
     n = results["settings"]["idle_conns"]
+
+    # Cache hits: informational, the issue sets no number for it.
+    cache = results["cache"]
+    nginx_cache = cache.get("nginx-cache", {}).get("rps")
+    for res in cache.values():
+        res["x_nginx_cache"] = round(res["rps"] / nginx_cache, 3) if nginx_cache else None
+    c = cache.get("dispa-edge-cache", {}).get("x_nginx_cache")
+    c_note = noisy if c is not None and any(r["noisy"] for r in cache.values()) else ""
+    cache_hit = {
+        "target": "cache hit: Dispa edge vs nginx proxy_cache",
+        "value": c,
+        "shown": _fmt(c, ".2f", "-") + ("x" if c is not None else "") + c_note,
+        "status": "NOT MEASURED" if c is None else "INFO",
+    }
     return {
+        "cache_hit_ratio": c,
         "targets": [
             target(
                 f"(a) Dispa minimal route >= {TARGET_MINIMAL}x nginx req/s",
@@ -800,7 +946,8 @@ def compute_summary(results: dict[str, Any]) -> dict[str, Any]:
                 mem is not None and mem <= TARGET_RSS_MIB,
                 _fmt(mem, ".1f", "-") + (" MiB" if mem is not None else ""),
             ),
-        ]
+            cache_hit,
+        ],
     }
 
 
@@ -836,6 +983,49 @@ THROUGHPUT_HEADER = [
     "other load",
 ]
 MEMORY_HEADER = ["server", "RSS idle MiB", "RSS MiB", "peak RSS MiB", "KiB/conn", "processes"]
+CACHE_HEADER = [
+    "case",
+    "req/s",
+    "x nginx-cache",
+    "p50 ms",
+    "p99 ms",
+    "proxy CPU",
+    "upstream CPU",
+    "other load",
+]
+
+
+def cache_rows(results: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for kind in CACHE_CASES:
+        res = results["cache"].get(kind)
+        if res is None:
+            continue
+        rows.append(
+            [
+                kind,
+                f"{res['rps']:,.0f}",
+                _fmt(res.get("x_nginx_cache"), ".2f"),
+                f"{res['p50_ms']:.3f}",
+                f"{res['p99_ms']:.3f}",
+                _fmt(res.get("proxy_cpu_pct"), ".0f") + "%",
+                _fmt(res.get("upstream_cpu_pct"), ".0f") + "%",
+                _fmt(res.get("other_cpu_pct"), ".0f") + ("% *" if res.get("noisy") else "%"),
+            ]
+        )
+    return rows
+
+
+CACHE_TITLE = (
+    f"Cache hits (GET {CACHE_PATH}, stored after the first request; Dispa edge with its "
+    "memory cache vs nginx proxy_cache, one worker each; upstream CPU near 0% shows that "
+    "the upstream served no request during the run):"
+)
+
+
+def any_noisy(results: dict[str, Any]) -> bool:
+    runs = [*results["throughput"].values(), *results["cache"].values()]
+    return any(r["noisy"] for r in runs)
 
 
 def memory_rows(results: dict[str, Any]) -> list[list[str]]:
@@ -891,8 +1081,15 @@ def print_report(results: dict[str, Any]) -> None:
     if rows:
         log("")
         log(text_table(THROUGHPUT_HEADER, rows))
-        if any(r["noisy"] for r in results["throughput"].values()):
-            log(NOISY_NOTE)
+    crows = cache_rows(results)
+    if crows:
+        log("\n" + CACHE_TITLE)
+        log(text_table(CACHE_HEADER, crows))
+        ratio = results["summary"]["cache_hit_ratio"]
+        if ratio is not None:
+            log(f"dispa-edge-cache / nginx-cache: {ratio:.2f}x req/s")
+    if any_noisy(results):
+        log(NOISY_NOTE)
     mrows = memory_rows(results)
     if mrows:
         log(f"\nRSS with {results['settings']['idle_conns']:,} idle keep-alive connections:")
@@ -928,7 +1125,17 @@ def docs_section(results: dict[str, Any]) -> str:
         md_table(THROUGHPUT_HEADER, throughput_rows(results)),
         "",
     ]
-    if any(r["noisy"] for r in results["throughput"].values()):
+    crows = cache_rows(results)
+    if crows:
+        lines += [CACHE_TITLE, "", md_table(CACHE_HEADER, crows), ""]
+        ratio = results["summary"]["cache_hit_ratio"]
+        if ratio is not None:
+            lines += [
+                f"Cache hit ratio, `dispa-edge-cache` / `nginx-cache` req/s: **{ratio:.2f}x** "
+                f"(`{results['command']}`).",
+                "",
+            ]
+    if any_noisy(results):
         lines += [NOISY_NOTE, ""]
     mrows = memory_rows(results)
     if mrows:
@@ -978,7 +1185,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=2,
         help="extra runs of a case disturbed by other load on the benchmark cores (2)",
     )
-    p.add_argument("--dispa-cmd", default="", help="command for Dispa, before `run -c FILE`")
+    p.add_argument(
+        "--dispa-cmd", default="", help="command for Dispa, before `run -c FILE` (or `edge`)"
+    )
     p.add_argument("--write-docs", action="store_true", help="regenerate docs/benchmarks.md")
     p.add_argument("--keep-tmp", action="store_true", help="keep generated configs and logs")
     args = p.parse_args(argv)
@@ -1002,7 +1211,7 @@ def main(argv: list[str] | None = None) -> int:
     sel = args.selected
     memory = "memory" in sel
     want_tools = ["nginx"]
-    if any(c in sel for c in THROUGHPUT_CASES):
+    if any(c in sel for c in THROUGHPUT_CASES + CACHE_CASES):
         want_tools.append("wrk")
     if "haproxy" in sel or memory:
         want_tools.append("haproxy")
@@ -1055,6 +1264,7 @@ def main(argv: list[str] | None = None) -> int:
             "cases": sel,
         },
         "throughput": {},
+        "cache": {},
         "memory": {},
         "failures": [],
     }
@@ -1066,11 +1276,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         log('\n== upstream: nginx return 200 "ok"')
         upstream = ctx.upstream = start_upstream(ctx)
-        for kind in THROUGHPUT_CASES:
+        for kind in THROUGHPUT_CASES + CACHE_CASES:
             if kind not in sel:
                 continue
+            bucket = results["cache"] if kind in CACHE_CASES else results["throughput"]
             try:
-                results["throughput"][kind] = bench_throughput(ctx, kind)
+                bucket[kind] = bench_throughput(ctx, kind)
             except BenchError as exc:
                 log(f"  FAILED: {exc}")
                 failures.append({"case": kind, "error": str(exc)})
