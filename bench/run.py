@@ -648,6 +648,10 @@ def start_proxy(ctx: Ctx, kind: str) -> tuple[subprocess.Popen[bytes], int]:
         argv += ["-e", str(workdir / "error.log"), "-g", "daemon off;"]
     elif kind == "nginx-cache":
         (workdir / "tmp").mkdir(exist_ok=True)
+        if os.geteuid() == 0:
+            # A root master runs its worker as `nobody`, which must reach the cache files
+            # under the temp prefix (mkdtemp makes it 0700): let it traverse, not list.
+            ctx.tmp.chmod(0o711)
         conf = render(
             "nginx-cache.conf",
             workdir / "nginx.conf",
