@@ -1,14 +1,19 @@
-"""Generate docs/config-reference.md from the config schema (dispa/config/schema.py).
+"""Generate docs/config-reference.md from the config schemas (dispa/config/).
 
     python docs/gen_config_reference.py           # write docs/config-reference.md
     python docs/gen_config_reference.py --check   # exit 1 if the file is out of date
 
-Every field of ``Gateway`` is walked recursively (nested sections, lists of sections,
-the filter union by its ``type``). A field's description is its ``Field(description=...)``
-together with the entry for its path in ``DESCRIPTIONS`` below; a field with neither, or
-an entry for a path the schema no longer has, stops the script with an error, so the
-reference cannot silently fall behind the schema. The local-reply and balancing tables
-are checked the same way against ``dispa/proxy/local_reply.py`` and the balancer factory.
+Three files are covered: the gateway config (``Gateway`` in schema.py), the core node file
+(``CoreConfig`` in cluster.py) and the edge node file (``EdgeConfig`` in edge.py). Every
+field is walked recursively (nested sections, lists of sections, the filter union by its
+``type``). A field's description is its ``Field(description=...)`` together with the entry
+for its path in that file's dict below (``DESCRIPTIONS``, ``CORE_DESCRIPTIONS``,
+``EDGE_DESCRIPTIONS``); a field with neither, or an entry for a path the schema no longer
+has, stops the script with an error, so the reference cannot silently fall behind the
+schema. Sections the node files share with the gateway file (listeners, admin) are not
+repeated: their rows point to the gateway's table, and the script checks that the gateway
+walk covers them. The local-reply and balancing tables are checked the same way against
+``dispa/proxy/local_reply.py`` and the balancer factory.
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import annotated_types
-from pydantic import AfterValidator, BaseModel, BeforeValidator
+import yaml
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
@@ -31,6 +37,8 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere: import the repo'
     sys.path.insert(0, str(ROOT))
 
 from dispa.config import schema, units  # noqa: E402
+from dispa.config.cluster import CoreConfig, SharedConfig  # noqa: E402
+from dispa.config.edge import EdgeConfig  # noqa: E402
 from dispa.proxy import local_reply, router  # noqa: E402
 from dispa.proxy.balancer import POLICIES  # noqa: E402
 
@@ -289,6 +297,213 @@ DEFAULT_NOTES = {
     "routes[].headers.type": "`headers`",
 }
 
+# ------------------------------------------------------------------ node files
+#
+# Paths are relative to the node's own file. Listeners and admin are the gateway's own
+# sections: their rows point to the gateway tables (see ``SHARED_SECTIONS``).
+
+CORE_DESCRIPTIONS: dict[str, str] = {
+    "node": "Who this core is.",
+    "node.id": "The core's name, unique in the cluster. Shown by `dispa status`, used by "
+    "`dispa members remove`.",
+    "node.region": "Where the core runs: registered with the cluster's members and shown by "
+    "`dispa status`.",
+    "node.data_dir": "Where the Raft journal and snapshots are kept (created if missing). One "
+    "directory per core, never shared or copied from another core. A relative path is taken "
+    "from the working directory.",
+    "node.secret": "The cluster secret, the same on every core: Raft traffic is encrypted and "
+    "authenticated with it, and a peer without it is ignored. Looked for here first, then in "
+    "`secret_file`, then in the `DISPA_CLUSTER_SECRET` environment variable; a core with "
+    "none refuses to start. Written in the file, it is for local demos only.",
+    "node.secret_file": "A file holding the cluster secret (surrounding whitespace is "
+    "ignored), used when `secret` is not set. A file that cannot be read, or an empty one, "
+    "counts as no secret: the environment variable is then not consulted.",
+    "raft": "The embedded Raft the cores form. The timings must fit together: `heartbeat` "
+    "under a third of `election_min`, `election_max` above `election_min`, "
+    "`connection_timeout` above `election_max`; a file that breaks this is refused with the "
+    "reason.",
+    "raft.address": "`host:port` this core's Raft listens on, bound on that host only. It is "
+    "also the core's identity in Raft: the other cores list exactly this string in their "
+    "`peers`, so use an address they can reach, not `0.0.0.0`.",
+    "raft.peers": "The other cores' `raft.address`, written exactly as they write it.",
+    "raft.election_min": "A follower that hears nothing from the leader for a random time "
+    "between `election_min` and `election_max` starts an election. Shorter means faster "
+    "failover, and more needless elections on a slow network.",
+    "raft.election_max": "Upper end of the random election timeout.",
+    "raft.heartbeat": "How often the leader sends entries, or an empty heartbeat, to each "
+    "follower.",
+    "raft.connection_timeout": "A Raft connection that reads nothing for this long is taken "
+    "as dead.",
+    "cluster": "Where the replicated cluster state (config revisions, members, quota ledger, "
+    "sessions, purges) is kept.",
+    "cluster.store": "`raft`: in the cores' embedded Raft, journalled in `node.data_dir`. "
+    "`etcd`: in an existing etcd v3 cluster, the cores being its clients; `node.data_dir`, "
+    "`raft.address` and the cluster secret are still required, though unused.",
+    "cluster.endpoints": "etcd client endpoints, as `http://host:port` or `host:port` (no TLS "
+    "or authentication in this release). Required with `store: etcd`, unused otherwise.",
+    "cluster.prefix": "Key prefix of this cluster's state in etcd, so that several clusters "
+    "can share one etcd. Must start with `/`; a trailing `/` is dropped. Unused with "
+    "`store: raft`.",
+    "listeners": "This core's traffic listeners, on which it serves the shared config. They "
+    "belong to the node and are not replicated.",
+    "admin": "This core's admin API: `dispa apply`, `dispa status`, the edges' watch streams "
+    "and quota leases go through it. The other cores and the edges call it, so in a cluster "
+    "it must be an address they can reach; it has no authentication, so keep it on a "
+    "private network.",
+}
+
+EDGE_DESCRIPTIONS: dict[str, str] = {
+    "edge": "Who this edge is.",
+    "edge.name": "The edge's name, unique among the edges. The edge reports to the cores "
+    "under it and `dispa status` lists it; its rate-limit leases are taken as `edge:NAME`.",
+    "edge.region": "The edge's point of presence, reported to the cores and shown by "
+    "`dispa status`. Without `geo.database`, `geo: nearest` routes rank the shared "
+    "config's region of this name first, then the others in their order.",
+    "edge.data_dir": "Where the edge persists the last config it applied (and the last purge "
+    "it received), written atomically after every change; created if missing. A restarted "
+    "edge serves that config until a core answers; with nothing persisted it answers every "
+    "request with 503 until then.",
+    "cores": "Admin API addresses of the cores (their `admin.address`). The edge follows the "
+    "watch stream (`GET /api/v1/watch`) of one core at a time, moving to the next when that "
+    "one fails, and asks them for rate-limit leases. It never needs their Raft port.",
+    "listeners": "This edge's traffic listeners, on which it serves the shared config's routes.",
+    "admin": "This edge's admin API (`/api/v1/node`, `/api/v1/cache`, `/api/v1/ratelimits`, "
+    "metrics). Its address is reported to the cores and shown by `dispa status`.",
+    "cache": "The response cache of routes with `cache: true`. Responses are stored "
+    "compressed; each lives in one tier, memory or disk.",
+    "cache.memory": "Bytes of compressed stored responses held in memory. Beyond it the "
+    "least recently used are evicted: to the disk tier when there is one, else dropped.",
+    "cache.disk_dir": "Directory of an optional disk tier, which takes what memory evicts; a "
+    "response found there moves back to memory. Its index is rebuilt from the files at "
+    "start. Left out, there is no disk tier.",
+    "cache.disk_size": "Bytes the disk tier may hold; beyond it the least recently used are "
+    "removed. Used only with `disk_dir`; 0 turns the disk tier off.",
+    "cache.max_entry": "Largest response stored (counted uncompressed). A larger one streams "
+    "through to the client and is not stored.",
+    "geo": "Where clients are, for `geo: nearest` routes.",
+    "geo.database": "A MaxMind City or Country database (`.mmdb`, GeoIP2 or GeoLite2). With "
+    "a City database regions are ranked by distance; with a Country database by "
+    "`regions[].countries`, then `continents`. Opened at start: when the file is missing or "
+    "not a readable database the edge refuses to start (exit status 2). Left out, clients are not "
+    "located and `edge.region` is ranked first.",
+    "geo.trusted_proxies": "Networks (CIDR such as `10.0.0.0/8`; a bare address is one host) "
+    "of the proxies in front of the edge. Only from a connection out of one of them is "
+    "`X-Forwarded-For` believed when locating the client: it is read from the right, and "
+    "the first address outside these networks is the client. Empty: the connection's own "
+    "address is the client.",
+    "rate_limits": "How this edge counts the shared config's global `rate_limits`: like a "
+    "core, it leases slices of each window's tokens from the cores and spends them locally.",
+    "rate_limits.fallback_share": "When no core grants leases (none reachable, or none with a "
+    "quorum), the share of each global limit this edge admits alone per window (at least "
+    "one request), until a lease succeeds again.",
+    "follow": "How the edge follows the cores' watch stream.",
+    "follow.backoff_min": "Wait before trying the next core after one fails, and the first "
+    "wait after a whole round of cores has failed. Every wait is drawn at random between "
+    "half and all of its value (jitter), so edges do not reconnect in step.",
+    "follow.backoff_max": "The wait after a round in which every core failed doubles with "
+    "each such round, from `backoff_min` up to this; it is back to `backoff_min` once a "
+    "core is heard from.",
+    "follow.silence_timeout": "A core that sends no frame for this long is taken as gone and "
+    "the next one is followed. Cores send a heartbeat every second, so keep it well above "
+    "1s.",
+    "follow.report_interval": "How often the edge reports the revision it applied to the core "
+    "it follows, besides right after every change; `dispa status` shows it, with its lag.",
+}
+
+# Sections of the gateway file that node files reuse as they are: not walked again there,
+# their rows point to the gateway's table (at this path) instead.
+SHARED_SECTIONS: dict[type[BaseModel], str] = {
+    schema.Listener: "listeners[]",
+    schema.Admin: "admin",
+}
+
+
+@dataclass
+class ConfigFile:
+    """One config file of the reference: its model, its descriptions, its part of the page."""
+
+    key: str  # "gateway", "core", "edge": names the file in problems
+    model: type[BaseModel]
+    descriptions: dict[str, str]
+    notes: dict[str, str]  # defaults shown as words, by path
+    label: str = ""  # starts the file's table titles, so anchors differ between files
+    shared: tuple[type[BaseModel], ...] = ()  # of SHARED_SECTIONS, reused from the gateway
+    title: str = ""  # heading of the file's part of the page (the gateway's is "Fields")
+    intro: str = ""
+    example: str = ""
+
+
+GATEWAY_FILE = ConfigFile("gateway", schema.Gateway, DESCRIPTIONS, DEFAULT_NOTES)
+
+CORE_FILE = ConfigFile(
+    "core",
+    CoreConfig,
+    CORE_DESCRIPTIONS,
+    {},
+    label="Core file: ",
+    shared=tuple(SHARED_SECTIONS),
+    title="Core node file",
+    intro="`dispa core -c core.yaml` reads a core node's own file, once at start: who the "
+    "node is, its Raft address and peers, where the cluster state is kept, and its "
+    "listeners and admin address. To change it, edit it and restart the core. A bad file "
+    "is refused before anything starts (exit status 2), each problem named with its path. "
+    "What every node serves alike is the *shared config*, applied with `dispa apply` and "
+    "replicated with revisions; it is a gateway config without `listeners` and `admin`, "
+    "so its fields are those of [Fields](#fields) above.",
+    example="""\
+# core-1 of three cores on one machine (deploy/examples/local/core-1.yaml)
+node:
+  id: core-1
+  region: eu
+  data_dir: run/core-1
+  secret: local-demo-secret-change-me   # in production: secret_file or DISPA_CLUSTER_SECRET
+raft:
+  address: "127.0.0.1:7001"
+  peers: ["127.0.0.1:7002", "127.0.0.1:7003"]
+listeners:
+  - {name: public, address: "127.0.0.1:8081"}
+admin: {address: "127.0.0.1:9911"}
+""",
+)
+
+EDGE_FILE = ConfigFile(
+    "edge",
+    EdgeConfig,
+    EDGE_DESCRIPTIONS,
+    {},
+    label="Edge file: ",
+    shared=tuple(SHARED_SECTIONS),
+    title="Edge node file",
+    intro="`dispa edge -c edge.yaml` reads an edge node's own file, once at start: its "
+    "name and region, the cores it follows, its data directory, listeners and admin "
+    "address, its cache, geo database and rate-limit fallback, and how it follows the "
+    "cores. What it serves (routes, upstreams, regions) is the cores' shared config, "
+    "received through their watch stream (`GET /api/v1/watch`); the edge persists the last "
+    "config it applied in `edge.data_dir` and serves it when no core answers. A bad file is "
+    "refused before anything starts (exit status 2), each problem named with its path.",
+    example="""\
+# the eu edge of the local cluster (deploy/examples/local/edge-eu.yaml)
+edge:
+  name: edge-eu
+  region: eu
+  data_dir: run/edge-eu
+cores: ["127.0.0.1:9911", "127.0.0.1:9912", "127.0.0.1:9913"]   # admin addresses
+listeners:
+  - {name: public, address: "127.0.0.1:8181"}
+admin: {address: "127.0.0.1:9921"}
+cache:
+  memory: 64MiB
+  # disk_dir: run/edge-eu-cache      # a disk tier for what memory evicts
+geo:
+  database: tests/data/geoip/GeoIP2-City-Test.mmdb   # MaxMind's test City database
+  trusted_proxies: ["127.0.0.0/8"]   # believe X-Forwarded-For from these peers only
+rate_limits:
+  fallback_share: 0.2   # no core grants leases: 20% of each limit, alone
+""",
+)
+
+FILES = (GATEWAY_FILE, CORE_FILE, EDGE_FILE)
+
 # Plain words for sections, used in "list of ...".
 SECTION_WORDS = {
     schema.Listener: "listeners",
@@ -431,6 +646,7 @@ class Section:
     path: str  # "" for the top level
     title: str
     rows: list[Row]
+    model: type[BaseModel] | None = None
 
 
 class SchemaError(Exception):
@@ -508,7 +724,13 @@ def _scalar_kind(annotation, metadata) -> str:
 
 
 def _plural(kind: str) -> str:
-    return {"string": "strings", "integer": "integers", "number": "numbers"}.get(kind, kind)
+    plurals = {
+        "string": "strings",
+        "integer": "integers",
+        "number": "numbers",
+        "address": "addresses",
+    }
+    return plurals.get(kind, kind)
 
 
 def _range(metadata) -> str:
@@ -525,6 +747,8 @@ def _range(metadata) -> str:
         return f", {low} to {high}"
     if low is not None:
         return f", at least {low}"
+    if above is not None and high is not None:
+        return f", above {above} and at most {high}"
     if above is not None:
         return f", above {above}"
     if high is not None:
@@ -598,10 +822,25 @@ def format_default(field: FieldInfo, kind: str) -> str:
     return f"`{_yaml_scalar(value)}`"
 
 
-def walk(model: type[BaseModel], prefix: str = "", title: str = "Top level") -> list[Section]:
-    """The sections of ``model``, depth first, each with one row per field."""
-    section = Section(prefix, title, [])
+def walk(
+    model: type[BaseModel],
+    prefix: str = "",
+    title: str | None = None,
+    file: ConfigFile | None = None,
+) -> list[Section]:
+    """The sections of ``model``, depth first, each with one row per field.
+
+    ``file`` gives the descriptions and the table titles (the gateway file by default).
+    """
+    file = file or GATEWAY_FILE
+    if title is None:
+        title = f"{file.label}top level" if file.label else "Top level"
+    section = Section(prefix, title, [], model)
     children: list[Section] = []
+
+    def child(section_model: type[BaseModel], path: str) -> list[Section]:
+        return walk(section_model, path, f"{file.label}`{path}`", file)
+
     for name, field in model.model_fields.items():
         path = f"{prefix}.{name}" if prefix else name
         annotation, optional = _unwrap_optional(field.annotation)
@@ -610,22 +849,29 @@ def walk(model: type[BaseModel], prefix: str = "", title: str = "Top level") -> 
         origin, args = typing.get_origin(annotation), typing.get_args(annotation)
         at_least = _min_length(metadata)
         suffix = ", at least one" if at_least == 1 else ""
+        reused = None  # the gateway section this field reuses as it is
         if _is_model(annotation):
             kind = "section" + (", optional" if optional else "")
-            children += walk(annotation, path, f"`{path}`")
+            if annotation in file.shared:
+                reused = SHARED_SECTIONS[annotation]
+            else:
+                children += child(annotation, path)
         elif origin is tuple and len(args) == 2 and args[1] is Ellipsis:
             item, item_metadata = _split_annotated(args[0])
             members = _union_models(item, item_metadata)
             if _is_model(item):
                 kind = f"list of {SECTION_WORDS.get(item, 'sections')}{suffix}"
-                children += walk(item, f"{path}[]", f"`{path}[]`")
+                if item in file.shared:
+                    reused = SHARED_SECTIONS[item]
+                else:
+                    children += child(item, f"{path}[]")
             elif members is not None:
                 kind = "list of filters, each chosen by its `type`" + suffix
                 for member in members:
                     value = _discriminator_value(member)
                     member_path = f"{path}[type={value}]"
-                    walked = walk(member, member_path, f"`{member_path}`")
-                    walked[0].rows.insert(0, _union_member_row(member_path))
+                    walked = child(member, member_path)
+                    walked[0].rows.insert(0, _union_member_row(member_path, file))
                     children += walked
             else:
                 kind = _scalar_kind(annotation, metadata) + suffix
@@ -633,17 +879,24 @@ def walk(model: type[BaseModel], prefix: str = "", title: str = "Top level") -> 
             kind = _scalar_kind(annotation, metadata)
             if optional:
                 kind += " or null"
-        default = DEFAULT_NOTES.get(path) or format_default(field, kind)
-        section.rows.append(Row(path, kind, default, describe(path, field)))
+        default = file.notes.get(path) or format_default(field, kind)
+        description = describe(path, field, file)
+        if reused is not None:
+            link = f"[`{reused}`]({_anchor(f'`{reused}`')})"
+            if default == "see below":
+                default = f"as in {link}"
+            if description:  # an undescribed field must still be reported
+                description += f" Same fields as the gateway file's {link}."
+        section.rows.append(Row(path, kind, default, description))
     return [section, *children]
 
 
-def _union_member_row(path: str) -> Row:
-    return Row(path, "filter", "-", describe(path, None))
+def _union_member_row(path: str, file: ConfigFile) -> Row:
+    return Row(path, "filter", "-", describe(path, None, file))
 
 
-def describe(path: str, field: FieldInfo | None) -> str:
-    parts = [DESCRIPTIONS.get(path, "")]
+def describe(path: str, field: FieldInfo | None, file: ConfigFile | None = None) -> str:
+    parts = [(file or GATEWAY_FILE).descriptions.get(path, "")]
     if field is not None and field.description:
         parts.append(field.description.rstrip(".") + ".")
     return " ".join(p for p in parts if p).strip()
@@ -653,17 +906,25 @@ def all_rows(sections: list[Section]) -> list[Row]:
     return [row for section in sections for row in section.rows]
 
 
-def problems(sections: list[Section]) -> list[str]:
-    """Fields without a description, descriptions of fields that do not exist, and
-    reasons or policies that the tables do not cover."""
+def problems(sections: list[Section], file: ConfigFile | None = None) -> list[str]:
+    """Fields without a description, descriptions of fields that do not exist, and (for
+    the gateway file) reasons or policies that the tables do not cover."""
+    file = file or GATEWAY_FILE
     rows = all_rows(sections)
     found = []
     found += [f"no description for {row.path}" for row in rows if not row.description]
     known = {row.path for row in rows}
-    found += [f"description of unknown field {path}" for path in DESCRIPTIONS if path not in known]
     found += [
-        f"default note for unknown field {path}" for path in DEFAULT_NOTES if path not in known
+        f"description of unknown field {path}" for path in file.descriptions if path not in known
     ]
+    found += [f"default note for unknown field {path}" for path in file.notes if path not in known]
+    if file.example:
+        try:
+            file.model.model_validate(yaml.safe_load(file.example))
+        except ValidationError as error:
+            found.append(f"the example does not validate: {error}")
+    if file is not GATEWAY_FILE:
+        return found
     reasons = {
         value
         for name, value in vars(local_reply).items()
@@ -813,13 +1074,44 @@ def _policies_section() -> list[str]:
     return lines
 
 
-def render(sections: list[Section]) -> str:
+def _tables(sections: list[Section]) -> list[str]:
+    def link(section: Section) -> str:
+        text = f"`{section.path}`" if section.path else "top level"
+        return f"[{text}]({_anchor(section.title)})"
+
+    lines = ["Sections: " + ", ".join(link(s) for s in sections), ""]
+    for section in sections:
+        lines += [f"### {section.title}", ""]
+        lines += ["| field | type | default | description |", "|:---|:---|:---|:---|"]
+        for row in section.rows:
+            lines.append(
+                f"| `{row.path}` | {_cell(row.type)} | {_cell(row.default)} "
+                f"| {_cell(row.description)} |"
+            )
+        lines.append("")
+    return lines
+
+
+def _node_file_part(file: ConfigFile, sections: list[Section]) -> list[str]:
+    lines = [f"## {file.title}", "", file.intro, ""]
+    lines += ["```yaml", *file.example.rstrip("\n").splitlines(), "```", ""]
+    lines += [
+        "Paths in these tables are relative to this file. Rows for `listeners` and `admin` "
+        "point to the gateway's tables: the sections are the same.",
+        "",
+    ]
+    return lines + _tables(sections)
+
+
+def render(parts: list[tuple[ConfigFile, list[Section]]]) -> str:
+    gateway_sections = next(sections for file, sections in parts if file is GATEWAY_FILE)
+    node_parts = [(file, sections) for file, sections in parts if file is not GATEWAY_FILE]
     lines = [
         "# Config reference",
         "",
-        "<!-- Generated by docs/gen_config_reference.py from dispa/config/schema.py. "
-        "Do not edit by hand: change the schema or the script, then run "
-        "`python docs/gen_config_reference.py`. -->",
+        "<!-- Generated by docs/gen_config_reference.py from dispa/config/schema.py, "
+        "cluster.py and edge.py. Do not edit by hand: change the schema or the script, then "
+        "run `python docs/gen_config_reference.py`. -->",
         "",
         "A gateway config is one YAML file (JSON works too, being YAML). Check it with "
         "`dispa validate -c FILE` before you run or reload it: every problem is reported "
@@ -832,9 +1124,15 @@ def render(sections: list[Section]) -> str:
         "`headers`. A default of *see below* means the section is present with all its "
         "own defaults; *none* means the setting is off or absent unless written.",
         "",
+        "The nodes of a cluster also read a file of their own: see "
+        + " and ".join(f"[{file.title}]({_anchor(file.title)})" for file, _ in node_parts)
+        + " at the end of this page.",
+        "",
         "Contents: [Units](#units), [Routing precedence](#routing-precedence), "
         "[Local replies](#local-replies), [Balancing policies](#balancing-policies), "
-        "[Fields](#fields).",
+        "[Fields](#fields)"
+        + "".join(f", [{file.title}]({_anchor(file.title)})" for file, _ in node_parts)
+        + ".",
         "",
     ]
     lines += _units_section()
@@ -842,25 +1140,39 @@ def render(sections: list[Section]) -> str:
     lines += _local_replies_section()
     lines += _policies_section()
     lines += ["## Fields", ""]
-    lines.append(
-        "Sections: " + ", ".join(f"[`{s.title.strip('`')}`]({_anchor(s.title)})" for s in sections)
-    )
-    lines.append("")
-    for section in sections:
-        lines += [f"### {section.title}", ""]
-        lines += ["| field | type | default | description |", "|:---|:---|:---|:---|"]
-        for row in section.rows:
-            lines.append(
-                f"| `{row.path}` | {_cell(row.type)} | {_cell(row.default)} "
-                f"| {_cell(row.description)} |"
-            )
-        lines.append("")
+    lines += _tables(gateway_sections)
+    for file, sections in node_parts:
+        lines += _node_file_part(file, sections)
     return "\n".join(lines)
 
 
+def file_problems(walked: dict[str, list[Section]]) -> list[str]:
+    """What ties the files together: reused sections are covered by the gateway's tables,
+    and the shared config is the gateway config without listeners and admin."""
+    gateway = {section.path: section.model for section in walked[GATEWAY_FILE.key]}
+    found = []
+    for model, path in SHARED_SECTIONS.items():
+        if gateway.get(path) is not model:
+            found.append(f"the gateway file has no `{path}` section of {model.__name__}")
+    node_only = {"listeners", "admin"}
+    gateway_fields = set(schema.Gateway.model_fields) - node_only
+    if set(SharedConfig.model_fields) != gateway_fields:
+        found.append(
+            "SharedConfig is no longer the gateway config without listeners and admin; "
+            "fix the core file's intro"
+        )
+    return found
+
+
 def build() -> tuple[str, list[str]]:
-    sections = walk(schema.Gateway)
-    return render(sections), problems(sections)
+    """The page, and every problem of every file (each but the gateway's named by file)."""
+    walked = {file.key: walk(file.model, file=file) for file in FILES}
+    found = []
+    for file in FILES:
+        named = "" if file is GATEWAY_FILE else f"{file.key} file: "
+        found += [named + problem for problem in problems(walked[file.key], file)]
+    found += file_problems(walked)
+    return render([(file, walked[file.key]) for file in FILES]), found
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -66,6 +66,7 @@ class CoreNode:
         self.store = self._build_store(secret)
         await self.store.start()
         self.gateway = Gateway()
+        self.gateway.region = self.config.node.region  # geo routes rank it first here
         # Global rate limits and sticky sessions go through the cluster.
         self.gateway.quota = LeasedQuota(self.store, self.node_id, self._cluster_size)
         self.gateway.sessions = ReplicatedSessions(self.store)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import subprocess
 import sys
@@ -11,6 +12,8 @@ import pytest
 from pydantic import Field
 
 from dispa.config import schema
+from dispa.config.cluster import CoreConfig, NodeSettings
+from dispa.config.edge import CacheSettings, EdgeConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "docs" / "gen_config_reference.py"
@@ -98,3 +101,102 @@ def test_check_mode_fails_when_the_file_differs(generator, tmp_path, monkeypatch
     assert generator.main(["--check"]) == 1
     assert generator.main([]) == 0
     assert generator.main(["--check"]) == 0
+
+
+@pytest.mark.parametrize("key", ["core", "edge"])
+def test_every_node_file_field_has_a_description(generator, key):
+    file = {f.key: f for f in generator.FILES}[key]
+    sections = generator.walk(file.model, file=file)
+    missing = [row.path for row in generator.all_rows(sections) if not row.description.strip()]
+    assert missing == []
+    assert generator.problems(sections, file) == []
+
+
+def test_build_covers_all_three_files_without_problems(generator):
+    assert [file.model for file in generator.FILES] == [schema.Gateway, CoreConfig, EdgeConfig]
+    text, found = generator.build()
+    assert found == []
+    for file in generator.FILES:
+        for row in generator.all_rows(generator.walk(file.model, file=file)):
+            assert f"| `{row.path}` |" in text
+    for heading in ("## Fields", "## Core node file", "## Edge node file"):
+        assert f"\n{heading}\n" in text
+    assert "[Core node file](#core-node-file), [Edge node file](#edge-node-file)." in text
+    assert "dispa core -c core.yaml" in text and "dispa edge -c edge.yaml" in text
+
+
+def test_node_file_paths_are_relative_and_reuse_gateway_sections(generator):
+    rows = {
+        row.path: row
+        for row in generator.all_rows(generator.walk(EdgeConfig, file=generator.EDGE_FILE))
+    }
+    for expected in (
+        "edge.name",
+        "cores",
+        "cache.memory",
+        "geo.trusted_proxies",
+        "rate_limits.fallback_share",
+        "follow.silence_timeout",
+    ):
+        assert expected in rows
+    # Listeners and admin are the gateway's sections: pointed to, not repeated.
+    assert not any(path.startswith(("listeners[]", "admin.")) for path in rows)
+    assert "[`listeners[]`](#listeners)" in rows["listeners"].description
+    assert rows["admin"].default == "as in [`admin`](#admin)"
+    assert rows["cache.memory"].type == "size"
+    assert rows["cache.memory"].default == "`64MiB`"
+    assert rows["rate_limits.fallback_share"].type == "number, above 0 and at most 1"
+    core = {
+        row.path: row
+        for row in generator.all_rows(generator.walk(CoreConfig, file=generator.CORE_FILE))
+    }
+    assert core["raft.peers"].type == "list of addresses"
+    assert core["raft.election_min"].default == "`300ms`"
+    # Same path in two files, different descriptions: the dicts do not collide.
+    assert core["listeners"].description != generator.describe("listeners", None)
+
+
+def _with_file(generator, monkeypatch, key, **changes):
+    files = tuple(
+        dataclasses.replace(file, **changes) if file.key == key else file
+        for file in generator.FILES
+    )
+    monkeypatch.setattr(generator, "FILES", files)
+
+
+def test_a_new_edge_field_without_description_fails_the_build(generator, monkeypatch):
+    class GrownCache(CacheSettings):
+        compression_level: int = 3
+
+    class GrownEdge(EdgeConfig):
+        brand_new_setting: int = 0
+        cache: GrownCache = GrownCache()
+
+    _with_file(generator, monkeypatch, "edge", model=GrownEdge)
+    found = generator.build()[1]
+    assert "edge file: no description for brand_new_setting" in found
+    assert "edge file: no description for cache.compression_level" in found
+    assert generator.main(["--check"]) == 1
+
+
+def test_a_new_core_field_without_description_fails_the_build(generator, monkeypatch):
+    class GrownNode(NodeSettings):
+        zone: str = "a"
+
+    class GrownCore(CoreConfig):
+        node: GrownNode
+
+    _with_file(generator, monkeypatch, "core", model=GrownCore)
+    assert generator.build()[1] == ["core file: no description for node.zone"]
+
+
+def test_a_description_of_a_gone_node_field_fails_the_build(generator, monkeypatch):
+    descriptions = {**generator.EDGE_DESCRIPTIONS, "cache.gone": "Not a field any more."}
+    _with_file(generator, monkeypatch, "edge", descriptions=descriptions)
+    assert generator.build()[1] == ["edge file: description of unknown field cache.gone"]
+
+
+def test_a_broken_node_file_example_fails_the_build(generator, monkeypatch):
+    _with_file(generator, monkeypatch, "core", example="node: {id: core-1}\n")
+    found = generator.build()[1]
+    assert len(found) == 1 and found[0].startswith("core file: the example does not validate")
