@@ -9,6 +9,7 @@ Parsing never raises, whatever the bytes.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -65,7 +66,14 @@ _SECONDS = {
 def cache_control_of(headers: AnyHeaders) -> CacheControl:
     """The Cache-Control directives of a message, from all of its Cache-Control lines."""
     lines = field_lines(headers, b"cache-control")
-    return parse_cache_control(lines) if lines else NO_DIRECTIVES
+    return _parse_lines(tuple(lines)) if lines else NO_DIRECTIVES
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_lines(lines: tuple[bytes, ...]) -> CacheControl:
+    # Every hit reads the stored response's Cache-Control, and the same few values
+    # come again and again: parse each once (the result is immutable).
+    return parse_cache_control(lines)
 
 
 def parse_cache_control(values: bytes | Iterable[bytes]) -> CacheControl:

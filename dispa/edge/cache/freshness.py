@@ -8,6 +8,7 @@ function of its inputs.
 from __future__ import annotations
 
 import calendar
+import functools
 from email.utils import parsedate_tz
 
 from dispa.edge.cache.cache_control import CacheControl, cache_control_of, delta_seconds
@@ -28,6 +29,12 @@ def parse_http_date(value: bytes | str | None) -> float | None:
         return None
     if isinstance(value, bytes | bytearray):
         value = bytes(value).decode("latin-1")
+    return _parse_date_text(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_date_text(value: str) -> float | None:
+    # A stored response's Date is read on every hit: parse each distinct value once.
     try:
         parts = parsedate_tz(value)
         if parts is None:

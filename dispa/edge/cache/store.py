@@ -31,6 +31,10 @@ log = logging.getLogger("dispa.edge.cache")
 DEFAULT_MAX_ENTRY_BYTES = 8 * 1024 * 1024
 
 
+# Decoded entries kept for fast hits (see CacheStore._decoded).
+HOT_ENTRIES = 1024
+
+
 @dataclass(slots=True)
 class _Variant:
     """What the index knows of one stored entry, wherever its bytes are."""
@@ -78,6 +82,12 @@ class CacheStore:
         self.promotions = 0  # entries moved from disk back to memory
         self.rejected = 0  # entries not stored: too big, or Vary: *
         self.corrupt = 0  # entries that did not decode, deleted
+        # The most recently served entries, decoded: a hit on them skips decompressing and
+        # unpacking (most of a hit's cost). Keyed by variant with the stored bytes they
+        # came from, so a replaced entry is never served from here. Bounded by count and
+        # by a quarter of the memory tier's bytes (body bytes, decoded).
+        self._decoded: OrderedDict[str, tuple[bytes, CachedResponse]] = OrderedDict()
+        self._decoded_bytes = 0
         self._files = DiskFiles(self.disk_dir) if self.disk_dir is not None else None
         if self._files is not None:
             self._load_disk(self._files)
@@ -95,14 +105,31 @@ class CacheStore:
         if variant is None or blob is None:
             self.misses += 1
             return None
+        hot = self._decoded.get(variant)
+        if hot is not None and hot[0] is blob:
+            self._decoded.move_to_end(variant)
+            return hot[1]
         try:
-            return decode_entry(blob)
+            entry = decode_entry(blob)
         except CorruptEntry as error:
             log.warning("dropping a damaged cache entry for %s: %s", primary_key, error)
             self.corrupt += 1
             self._drop(variant)
             self.misses += 1
             return None
+        self._remember_decoded(variant, blob, entry)
+        return entry
+
+    def _remember_decoded(self, variant: str, blob: bytes, entry: CachedResponse) -> None:
+        previous = self._decoded.pop(variant, None)
+        if previous is not None:
+            self._decoded_bytes -= len(previous[1].body)
+        self._decoded[variant] = (blob, entry)
+        self._decoded_bytes += len(entry.body)
+        budget = self.memory_limit // 4
+        while self._decoded and (len(self._decoded) > HOT_ENTRIES or self._decoded_bytes > budget):
+            _, (_, oldest) = self._decoded.popitem(last=False)
+            self._decoded_bytes -= len(oldest.body)
 
     def store(self, primary_key: str, request_headers: AnyHeaders, entry: CachedResponse) -> bool:
         """Store (or replace) the variant of ``primary_key`` this request selects.
@@ -324,6 +351,9 @@ class CacheStore:
 
     def _forget(self, variant: str) -> None:
         """Remove an entry from the index (its bytes are already gone from the tiers)."""
+        hot = self._decoded.pop(variant, None)
+        if hot is not None:
+            self._decoded_bytes -= len(hot[1].body)
         stored = self._variants.pop(variant)
         _discard(self._by_primary_key, stored.primary_key, variant)
         _discard(self._by_url, stored.url, variant)
