@@ -80,6 +80,34 @@ DESCRIPTIONS: dict[str, str] = {
     "requests before the gateway closes it.",
     "listeners[].limits.max_requests_per_connection": "Requests served on one client "
     "connection before the gateway closes it after the response; 0 means no limit.",
+    "listeners[].tls": "TLS termination. Left out, the listener speaks plain TCP. Certificate "
+    "and key files are checked when the config is loaded (`dispa validate` names each "
+    "unreadable file, invalid PEM or key that is not its certificate's). A reload (SIGHUP) "
+    "re-reads them even when the config is unchanged: renewed files at the same paths are "
+    "served to new connections, while the listening socket and open connections stay. "
+    "Relative paths are read from the gateway's working directory.",
+    "listeners[].tls.certificates": "Server certificates, each chosen by SNI against its "
+    "own DNS names (subjectAltName, else the common name); `*.example.com` covers one label. "
+    "Exact names win over wildcards, an earlier certificate over a later one; a name no "
+    "certificate covers, or a client that sends none, gets the first.",
+    "listeners[].tls.certificates[].cert": "PEM file: the certificate, then any intermediate "
+    "certificates.",
+    "listeners[].tls.certificates[].key": "PEM file: the certificate's private key, unencrypted.",
+    "listeners[].tls.min_version": "Oldest TLS version accepted: `1.2` or `1.3`.",
+    "listeners[].tls.alpn": "Protocols the listener agrees to by ALPN, most preferred first "
+    "(`http/1.1`, `h2`); a client that offers none of them gets no ALPN answer.",
+    "listeners[].tls.client_auth": "Client certificates (mTLS). A verified certificate's "
+    "subject and subjectAltNames are the request's client identity.",
+    "listeners[].tls.client_auth.mode": "`off`: none asked for. `optional`: asked for; a "
+    "client may send none, but one it sends must verify. `required`: a client without a "
+    "valid certificate fails the handshake.",
+    "listeners[].tls.client_auth.ca": "PEM file of the CA certificates client certificates "
+    "must chain to; needed by `optional` and `required`.",
+    "listeners[].tls.client_auth.forward_header": "Sends the client identity upstream in this "
+    'header, as `Subject="CN=client,O=Example";DNS="client.example.com";URI="spiffe://'
+    'example.com/client"` (RFC 4514 subject, then one `KIND="value"` per subjectAltName: '
+    'DNS, URI, Email, IP; `"` and `\\` escaped with a backslash). Any copy of this header '
+    "from the client is removed, so it cannot be forged.",
     # upstreams
     "upstreams[].name": "Unique name of the pool; routes refer to it with `upstream`.",
     "upstreams[].lb": "Load-balancing policy; see [Balancing policies](#balancing-policies).",

@@ -70,10 +70,65 @@ class Limits(Strict):
     max_requests_per_connection: int = Field(0, ge=0)  # 0 = unlimited
 
 
+class CertificateFiles(Strict):
+    """One server certificate: PEM files, read when the config is loaded and on reload."""
+
+    cert: str = Field(min_length=1)  # the certificate, then any intermediates
+    key: str = Field(min_length=1)  # its private key, unencrypted
+
+
+class ClientAuth(Strict):
+    """Client certificates (mTLS), verified against ``ca``."""
+
+    mode: Literal["off", "optional", "required"] = "off"
+    # Checked even when left out, so that a mode without a CA names this field.
+    ca: str | None = Field(None, min_length=1, validate_default=True)
+    # Sends the verified client identity upstream in this header; a client's own copy is
+    # always removed, so it cannot be forged.
+    forward_header: str | None = Field(None, pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: object) -> object:
+        # YAML 1.1 reads a bare `off` as the boolean false.
+        return "off" if value is False else value
+
+    @field_validator("ca")
+    @classmethod
+    def _ca_for_verification(cls, value: str | None, info: ValidationInfo) -> str | None:
+        mode = info.data.get("mode")
+        if value is None and mode in ("optional", "required"):
+            raise ValueError(f"client_auth mode {mode} needs a ca to verify certificates with")
+        return value
+
+
+class Tls(Strict):
+    """TLS termination: certificates chosen by SNI, protocol floor, ALPN, client certs."""
+
+    certificates: tuple[CertificateFiles, ...] = Field(min_length=1)
+    min_version: Literal["1.2", "1.3"] = "1.2"
+    alpn: tuple[Literal["h2", "http/1.1"], ...] = Field(("http/1.1",), min_length=1)
+    client_auth: ClientAuth = ClientAuth()
+
+    @field_validator("min_version", mode="before")
+    @classmethod
+    def _version_as_text(cls, value: object) -> object:
+        # A bare 1.2 in YAML is a number.
+        return str(value) if isinstance(value, float) else value
+
+    @field_validator("alpn")
+    @classmethod
+    def _alpn_unique(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError("each protocol may be listed once")
+        return value
+
+
 class Listener(Strict):
     name: str = Field(pattern=_NAME)
     address: Address
     limits: Limits = Limits()
+    tls: Tls | None = None  # None: plain TCP
 
 
 # ---------------------------------------------------------------- upstreams

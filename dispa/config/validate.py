@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from collections import Counter
 
-from dispa.config.schema import Gateway
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+
+from dispa.config.schema import Gateway, Listener, Tls
 
 
 def cross_check(gateway: Gateway) -> list[str]:
@@ -37,6 +41,7 @@ def cross_check(gateway: Gateway) -> list[str]:
                 f"upstreams[{index}].outlier.max_ejection: must not be shorter than base_ejection"
             )
     problems += _regions_check(gateway)
+    problems += listener_tls_problems(gateway.listeners)
     admin = gateway.admin.address
     for index, listener in enumerate(gateway.listeners):
         if listener.address == admin and not admin.endswith(":0"):
@@ -68,6 +73,81 @@ def _regions_check(gateway: Gateway) -> list[str]:
                 f"'{upstream.name}'"
             )
     return problems
+
+
+def listener_tls_problems(listeners: tuple[Listener, ...], section: str = "listeners") -> list[str]:
+    """Problems with the files the listeners' TLS sections name, each with its field path:
+    checked when a config is loaded, so ``dispa validate`` reports them, not the first
+    handshake."""
+    problems: list[str] = []
+    for index, listener in enumerate(listeners):
+        if listener.tls is not None:
+            problems += tls_file_problems(listener.tls, f"{section}[{index}].tls")
+    return problems
+
+
+def tls_file_problems(tls: Tls, where: str) -> list[str]:
+    """Unreadable files, invalid PEM, a key that is not its certificate's, a CA with no
+    certificate; ``where`` is the path of the TLS section (``listeners[0].tls``)."""
+    problems: list[str] = []
+    for index, files in enumerate(tls.certificates):
+        at = f"{where}.certificates[{index}]"
+        try:
+            certificate = read_certificates(files.cert)[0]
+        except ValueError as error:
+            problems.append(f"{at}.cert: {error}")
+            certificate = None
+        try:
+            key = read_private_key(files.key)
+        except ValueError as error:
+            problems.append(f"{at}.key: {error}")
+            continue
+        if certificate is not None and _public_der(certificate.public_key()) != _public_der(
+            key.public_key()
+        ):
+            problems.append(
+                f"{at}.key: {files.key} is not the key of the certificate in {files.cert}"
+            )
+    if tls.client_auth.ca is not None:
+        try:
+            read_certificates(tls.client_auth.ca)
+        except ValueError as error:
+            problems.append(f"{where}.client_auth.ca: {error}")
+    return problems
+
+
+def read_certificates(path: str) -> list[x509.Certificate]:
+    """The PEM certificates in a file, first one first; ValueError says what is wrong."""
+    data = _read(path)
+    try:
+        return x509.load_pem_x509_certificates(data)
+    except ValueError:
+        raise ValueError(f"{path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)") from None
+
+
+def read_private_key(path: str):
+    """The PEM private key in a file; ValueError says what is wrong."""
+    data = _read(path)
+    try:
+        return serialization.load_pem_private_key(data, password=None)
+    except TypeError:  # the key needs a password
+        raise ValueError(f"{path} is an encrypted key; give it unencrypted") from None
+    except (ValueError, UnsupportedAlgorithm):
+        raise ValueError(f"{path} holds no PEM private key (-----BEGIN PRIVATE KEY-----)") from None
+
+
+def _read(path: str) -> bytes:
+    try:
+        with open(path, "rb") as file:
+            return file.read()
+    except OSError as error:
+        raise ValueError(f"cannot read {path}: {error.strerror or error}") from None
+
+
+def _public_der(public_key) -> bytes:
+    return public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
 
 
 def _values(items, field: str) -> list[tuple[int, object]]:

@@ -8,6 +8,7 @@ class RequestContext:
         "attempts",
         "bytes_in",
         "bytes_out",
+        "client_identity",
         "client_ip",
         "client_port",
         "endpoint",
@@ -34,6 +35,8 @@ class RequestContext:
         self.request_headers = request.headers  # filters replace it, never edit in place
         self.client_ip = client_ip
         self.client_port = client_port
+        # The verified client certificate (mTLS) as a ClientIdentity: subject and SANs.
+        self.client_identity = None
         self.listener = listener
         self.scheme = scheme
         self.started = started

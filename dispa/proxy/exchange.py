@@ -14,6 +14,7 @@ import time
 from dispa.proxy import local_reply as reasons
 from dispa.proxy.balancer.p2c_ewma import observe_latency
 from dispa.proxy.caching import FETCH, NULL_DOWNSTREAM, REFUSE, SERVE, WAIT, CachedAnswer
+from dispa.proxy.client_identity import with_identity_header
 from dispa.proxy.context import RequestContext
 from dispa.proxy.events import Data, EndOfMessage, Response
 from dispa.proxy.geo_select import region_ranking
@@ -395,6 +396,11 @@ class Exchange:
         if host is None:
             # An HTTP/1.0 client may send no Host; the upstream gets HTTP/1.1, which needs one.
             headers = [(b"host", ctx.endpoint.address.encode()), *headers]
+        # Looked up by listener name, not on the connection: a background cache refresh
+        # has no connection, and must not pass a client's forged identity on either.
+        identity_header = self.gateway.identity_headers.get(ctx.listener)
+        if identity_header is not None:
+            headers = with_identity_header(headers, identity_header, ctx.client_identity)
         return request_head(
             request.method,
             target,

@@ -13,6 +13,7 @@ import asyncio
 import time
 
 from dispa.proxy import local_reply as reasons
+from dispa.proxy.client_identity import peer_identity
 from dispa.proxy.context import RequestContext
 from dispa.proxy.events import Data, Request
 from dispa.proxy.exchange import NO_DEADLINE, Exchange
@@ -37,6 +38,7 @@ class H1ServerConnection(asyncio.Protocol):
     # connections each cost little memory.
     __slots__ = (
         "broken",
+        "client_identity",
         "client_ip",
         "client_port",
         "closing",
@@ -57,6 +59,7 @@ class H1ServerConnection(asyncio.Protocol):
         "requests_served",
         "response_chunked",
         "response_head_only",
+        "scheme",
         "timer_reason",
         "transport",
     )
@@ -69,6 +72,8 @@ class H1ServerConnection(asyncio.Protocol):
         self.parser = RequestParser(self.limits.max_header_bytes, self.limits.max_body_bytes)
         self.client_ip = ""
         self.client_port = 0
+        self.scheme = "http"
+        self.client_identity = None  # a ClientIdentity once a client certificate is verified
         self.exchange: Exchange | None = None
         self.queue: list = []  # events of requests not yet taken by an exchange
         self.queued_bytes = 0
@@ -95,6 +100,11 @@ class H1ServerConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         if peer:
             self.client_ip, self.client_port = peer[0], peer[1]
+        # On a TLS listener the handshake is over by now: the peer certificate is known.
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None:
+            self.scheme = "https"
+            self.client_identity = peer_identity(ssl_object)
         gateway = self.gateway
         gateway.connections.add(self)
         gateway.stats.connections_accepted += 1
@@ -199,8 +209,9 @@ class H1ServerConnection(asyncio.Protocol):
         if request.has_body:
             self._arm_timer(self.limits.body_timeout, "body")
         ctx = RequestContext(
-            request, self.client_ip, self.client_port, self.listener.name, "http", gateway.now
+            request, self.client_ip, self.client_port, self.listener.name, self.scheme, gateway.now
         )
+        ctx.client_identity = self.client_identity
         ctx.request_id = gateway.next_request_id(request.request_id)
         self.request_http10 = request.http_version == "1.0"
         self.requests_served += 1

@@ -4,6 +4,8 @@
 so a config whose listener cannot be bound is refused whole and the old one keeps serving.
 Connections read ``gateway.snapshot`` when each request starts, so a keep-alive
 connection moves to the new config at its next request and nothing in flight is cut.
+A TLS listener whose certificate files were renewed keeps its socket and connections:
+new handshakes get the new certificates (see ``tls.py``).
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ from dispa.observe.access_log import AccessLog, NullAccessLog
 from dispa.observe.stats import DataPlaneStats
 from dispa.proxy.h1_server import H1ServerConnection
 from dispa.proxy.local_reply import error_reply
+from dispa.proxy.protocol_sniff import ProtocolSniffer
 from dispa.proxy.quota import LocalQuota, QuotaAccount
 from dispa.proxy.sessions import LocalSessions, SessionTable
 from dispa.proxy.snapshot import Snapshot, compile_snapshot
+from dispa.proxy.tls import CertificateSet, ListenerTls, TlsSetupError, build_certificates
 from dispa.proxy.upstream import UpstreamSet
 
 log = logging.getLogger("dispa.gateway")
@@ -52,9 +56,10 @@ def bind_socket(address: str, reuse_port: bool) -> socket.socket:
 class _ListenerSlot:
     """A bound listener; its config may change on reload while the socket stays."""
 
-    def __init__(self, config: Listener, server: asyncio.base_events.Server) -> None:
+    def __init__(self, config: Listener, tls: ListenerTls | None) -> None:
         self.config = config
-        self.server = server
+        self.tls = tls
+        self.server: asyncio.base_events.Server | None = None
 
     @property
     def port(self) -> int:
@@ -85,6 +90,8 @@ class Gateway:
         self.region: str | None = None
         self.upstreams = UpstreamSet(self)
         self.listeners: dict[str, _ListenerSlot] = {}
+        # Listener name -> the header (lower case) that carries the client identity upstream.
+        self.identity_headers: dict[str, bytes] = {}
         self.access_log = NullAccessLog()
         self._access_log_config = None
         self._request_id_prefix = os.urandom(4).hex() + "-"
@@ -99,9 +106,15 @@ class Gateway:
 
     async def apply(self, config: GatewayConfig, source: str = "", revision: int | None = None):
         """Make ``config`` live; raises ListenError with nothing changed if it cannot be."""
+        # Certificate files can be renewed in place (same paths, new content, then SIGHUP):
+        # the config is then equal, so the files themselves are compared, before the early
+        # return below. Renewals are loaded first and installed last, so a bad file refuses
+        # the whole config and the old certificates keep serving.
+        renewed = self._renewed_certificates(config)
         current = self.snapshot
         if current is not None and current.config == config:
-            return current  # an equal config changes nothing (and keeps its revision)
+            self._install_certificates(renewed)
+            return current  # an equal config changes nothing else (and keeps its revision)
         new_slots = await self._bind_new_listeners(config)
         prepared = self.upstreams.prepare(config.upstreams)
         self._revision = revision if revision is not None else self._revision + 1
@@ -109,31 +122,86 @@ class Gateway:
         self.snapshot = snapshot
         await self.upstreams.commit(prepared)
         self._swap_listeners(config, new_slots)
+        self._install_certificates(renewed)
         self._configure_access_log(config)
         log.info("config revision %d is live (%s)", snapshot.revision, source or "initial")
         return snapshot
 
+    def _keeps_server(self, listener: Listener) -> _ListenerSlot | None:
+        """The slot whose server serves ``listener`` as it is: same address, same TLS
+        settings (certificate files may still have new content)."""
+        existing = self.listeners.get(listener.name)
+        if existing is None or existing.config.address != listener.address:
+            return None
+        return existing if existing.config.tls == listener.tls else None
+
+    def _renewed_certificates(self, config: GatewayConfig) -> dict[str, CertificateSet]:
+        renewed = {}
+        for index, listener in enumerate(config.listeners):
+            slot = self._keeps_server(listener)
+            if slot is None or slot.tls is None:
+                continue
+            try:
+                certificates = slot.tls.renewed_certificates(f"listeners[{index}].tls")
+            except TlsSetupError as error:
+                raise ListenError(str(error)) from None
+            if certificates is not None:
+                renewed[listener.name] = certificates
+        return renewed
+
+    def _install_certificates(self, renewed: dict[str, CertificateSet]) -> None:
+        for name, certificates in renewed.items():
+            self.listeners[name].tls.certificates = certificates
+            log.info("listener %s: new certificates loaded", name)
+
     async def _bind_new_listeners(self, config: GatewayConfig) -> dict[str, _ListenerSlot]:
         slots: dict[str, _ListenerSlot] = {}
         try:
-            for listener in config.listeners:
+            for index, listener in enumerate(config.listeners):
+                if self._keeps_server(listener) is not None:
+                    continue
+                tls = None
+                if listener.tls is not None:
+                    where = f"listeners[{index}].tls"
+                    try:
+                        tls = ListenerTls(listener.tls, build_certificates(listener.tls, where))
+                    except TlsSetupError as error:
+                        raise ListenError(str(error)) from None
                 existing = self.listeners.get(listener.name)
                 if existing is not None and existing.config.address == listener.address:
-                    continue
-                sock = bind_socket(listener.address, self.reuse_port)
-                server = await self.loop.create_server(
-                    self._protocol_factory(listener.name), sock=sock, backlog=4096
-                )
-                slots[listener.name] = _ListenerSlot(listener, server)
+                    # TLS turned on, off or changed: a new server on the same listening
+                    # socket (a duplicate of it), so no connection attempt is refused.
+                    sock = socket.socket(fileno=os.dup(existing.server.sockets[0].fileno()))
+                    sock.setblocking(False)
+                else:
+                    sock = bind_socket(listener.address, self.reuse_port)
+                slot = _ListenerSlot(listener, tls)
+                try:
+                    slot.server = await self.loop.create_server(
+                        self._protocol_factory(slot),
+                        sock=sock,
+                        backlog=4096,
+                        ssl=tls.context if tls is not None else None,
+                        # Client timeouts start once the handshake is over: a client stalling
+                        # in it is held to the same bound as one stalling in a request head.
+                        ssl_handshake_timeout=listener.limits.header_timeout if tls else None,
+                    )
+                except BaseException:
+                    sock.close()
+                    raise
+                slots[listener.name] = slot
         except BaseException:
             for slot in slots.values():
                 slot.server.close()
             raise
         return slots
 
-    def _protocol_factory(self, name: str):
-        def build() -> H1ServerConnection:
-            return H1ServerConnection(self, self.listeners[name].config)
+    def _protocol_factory(self, slot: _ListenerSlot):
+        # Bound to the slot, not looked up by name: a server may accept before the swap
+        # that makes its slot current.
+        def build() -> ProtocolSniffer:
+            # HTTP/1.1 or HTTP/2 (ALPN, or the h2c preface): decided per connection.
+            return ProtocolSniffer(self, slot.config)
 
         return build
 
@@ -146,6 +214,11 @@ class Gateway:
             else:
                 slot.config = wanted[name]
         self.listeners.update(new_slots)
+        self.identity_headers = {
+            listener.name: listener.tls.client_auth.forward_header.lower().encode()
+            for listener in config.listeners
+            if listener.tls is not None and listener.tls.client_auth.forward_header
+        }
 
     def _configure_access_log(self, config: GatewayConfig) -> None:
         wanted = config.access_log

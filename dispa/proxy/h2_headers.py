@@ -1,0 +1,129 @@
+"""HTTP/2 header blocks to and from the protocol's events: pure functions, no I/O.
+
+A request's header block becomes the same ``Request`` the HTTP/1.1 parser builds, so the
+exchange cannot tell the two apart; a response head becomes a header block with
+``:status`` first and no hop-by-hop fields (RFC 9113 8.2.2 makes them malformed).
+"""
+
+from __future__ import annotations
+
+from dispa.proxy.events import Headers, Request
+from dispa.proxy.h1_parser import _host_only
+from dispa.proxy.h1_writer import HOP_BY_HOP, VIA
+
+
+class MalformedRequest(Exception):
+    """A request the stream answers itself: ``status`` and ``reason`` make the local reply."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def request_from_headers(
+    stream_id: int, block: Headers, end_stream: bool, max_body_bytes: int = 0
+) -> Request:
+    """The ``Request`` event for a header block (h2 has already checked its pseudo-headers)."""
+    method = target = authority = None
+    headers: Headers = []
+    cookies: list[bytes] = []
+    host_header = request_id = content_length = None
+    expect_continue = False
+    for name, value in block:
+        if name[:1] == b":":
+            if name == b":method":
+                method = value.decode("latin-1")
+            elif name == b":path":
+                target = value
+            elif name == b":authority":
+                authority = value
+            continue
+        if name == b"cookie":
+            # RFC 9113 8.2.3: split cookies are joined again for an HTTP/1.1 upstream.
+            cookies.append(value)
+            continue
+        if name == b"host":
+            host_header = value
+        elif name == b"x-request-id":
+            request_id = value or None
+        elif name == b"expect":
+            expect_continue = value.strip().lower() == b"100-continue"
+        elif name == b"content-length":
+            try:
+                content_length = int(value)
+            except ValueError:
+                raise MalformedRequest(400, "malformed_request") from None
+        headers.append((name, value))
+    if cookies:
+        headers.append((b"cookie", b"; ".join(cookies)))
+    if method == "CONNECT" or target is None:
+        raise MalformedRequest(501, "unsupported_upgrade")  # tunnels are not served
+    if authority is not None:
+        if host_header is None:
+            # The upstream speaks HTTP/1.1, which needs Host: :authority is it (RFC 9113 8.3.1).
+            headers.insert(0, (b"host", authority))
+            host_header = authority
+        elif host_header != authority:
+            # RFC 9113 8.3.1: else the router could follow one and the upstream the other.
+            raise MalformedRequest(400, "malformed_request")
+    if content_length is not None and max_body_bytes and content_length > max_body_bytes:
+        raise MalformedRequest(413, "body_too_large")
+    query_at = target.find(b"?")
+    if query_at >= 0:
+        path, query = target[:query_at], target[query_at:]
+    else:
+        path, query = target, b""
+    if end_stream:
+        has_body = False
+    else:
+        has_body = content_length != 0
+    return Request(
+        stream_id,
+        method,
+        target,
+        path.decode("latin-1"),
+        query,
+        _host_only(host_header) if host_header is not None else "",
+        headers,
+        "2",
+        True,
+        has_body,
+        content_length,
+        host_header,
+        request_id,
+        expect_continue,
+    )
+
+
+def response_headers(
+    status: int,
+    headers: Headers,
+    content_length: int | None,
+    request_id: bytes | None,
+    proxied: bool = True,
+) -> Headers:
+    """The header block of a response: names lower-cased, hop-by-hop fields dropped."""
+    named = HOP_BY_HOP
+    for name, value in headers:
+        if len(name) == 10 and name.lower() == b"connection":
+            named = named | {token.strip().lower() for token in value.split(b",")}
+    block: Headers = [(b":status", str(status).encode())]
+    via = None
+    for name, value in headers:
+        lower = name.lower()
+        if lower in named or lower == b"content-length":
+            continue
+        if proxied and lower == b"via":
+            via = value if via is None else via + b", " + value
+            continue
+        if lower == b"x-request-id":
+            request_id = None  # the upstream's own id is kept
+        block.append((lower, value))
+    if request_id:
+        block.append((b"x-request-id", request_id))
+    if proxied:
+        block.append((b"via", via + b", " + VIA if via else VIA))
+    if content_length is not None and status != 204 and status >= 200:
+        block.append((b"content-length", str(content_length).encode()))
+    return block

@@ -1,0 +1,512 @@
+"""The client side of HTTP/2: one Protocol per connection, one exchange per stream.
+
+The h2 library is the state machine (bytes in, events out, frames to send); this Protocol
+only moves bytes and dispatches: a stream's header block becomes the same ``Request`` the
+HTTP/1.1 parser builds, handed to an ``Exchange`` whose downstream is that stream
+(``H2Stream``). Streams share the socket but not their backpressure: each has its own
+output queue and its own flow-control windows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+from h2.config import H2Configuration
+from h2.connection import H2Connection
+from h2.errors import ErrorCodes
+from h2.events import (
+    ConnectionTerminated,
+    DataReceived,
+    RemoteSettingsChanged,
+    RequestReceived,
+    StreamEnded,
+    StreamReset,
+    WindowUpdated,
+)
+from h2.exceptions import ProtocolError
+from h2.settings import SettingCodes, Settings
+from hyperframe.frame import GoAwayFrame
+
+from dispa.proxy import local_reply as reasons
+from dispa.proxy.client_identity import peer_identity
+from dispa.proxy.context import RequestContext
+from dispa.proxy.exchange import NO_DEADLINE, Exchange
+from dispa.proxy.h2_headers import MalformedRequest, request_from_headers
+from dispa.proxy.h2_stream import OUTPUT_HIGH_WATER, OUTPUT_LOW_WATER, H2Stream
+from dispa.proxy.local_reply import error_reply
+
+MAX_CONCURRENT_STREAMS = 100
+# Per stream: what a client may send before the exchange has taken it (RFC default: 64 KiB).
+STREAM_WINDOW = 256 * 1024
+# Room for every stream's whole window at once: a stream whose upstream is slow keeps its
+# bytes unacknowledged, and must not use up the window the other streams share.
+CONNECTION_WINDOW = MAX_CONCURRENT_STREAMS * STREAM_WINDOW
+_DEFAULT_WINDOW = 65535
+# Response bytes one stream sends before the others waiting get their turn.
+_QUANTUM = 64 * 1024
+_UNBOUNDED = 1 << 62
+_CONTINUE = [(b":status", b"100")]
+
+
+class _RefusingSettings(Settings):
+    """Our settings as advertised, except that h2 does not enforce MAX_CONCURRENT_STREAMS
+    itself: it would end the whole connection (PROTOCOL_ERROR) for one stream too many,
+    where refusing that stream alone (REFUSED_STREAM) lets the client retry it."""
+
+    @property
+    def max_concurrent_streams(self) -> int:
+        return 2**31
+
+
+class H2ServerConnection(asyncio.Protocol):
+    __slots__ = (
+        "batching",
+        "client_identity",
+        "client_ip",
+        "client_port",
+        "closing",
+        "deadline",
+        "gateway",
+        "goaway_stream_id",
+        "h2",
+        "limits",
+        "listener",
+        "loop",
+        "requests_served",
+        "scheme",
+        "streams",
+        "timer_reason",
+        "transport",
+        "waiting",
+        "write_paused",
+    )
+
+    def __init__(self, gateway, listener) -> None:
+        self.gateway = gateway
+        self.listener = listener
+        self.limits = listener.limits
+        self.loop = gateway.loop
+        self.transport = None
+        self.client_ip = ""
+        self.client_port = 0
+        self.scheme = "http"
+        self.client_identity = None  # a ClientIdentity once a client certificate is verified
+        config = H2Configuration(
+            client_side=False,
+            header_encoding=None,
+            # Response headers are built clean (h2_headers.response_headers): no second pass.
+            validate_outbound_headers=False,
+            normalize_outbound_headers=False,
+        )
+        h2 = self.h2 = H2Connection(config)
+        h2.local_settings = _RefusingSettings(
+            client=False,
+            initial_values={
+                SettingCodes.MAX_CONCURRENT_STREAMS: MAX_CONCURRENT_STREAMS,
+                SettingCodes.INITIAL_WINDOW_SIZE: STREAM_WINDOW,
+                SettingCodes.MAX_HEADER_LIST_SIZE: self.limits.max_header_bytes,
+            },
+        )
+        h2.decoder.max_header_list_size = self.limits.max_header_bytes
+        self.streams: dict[int, H2Stream] = {}
+        self.waiting: dict[int, H2Stream] = {}  # streams with output the windows hold back
+        self.write_paused = False
+        self.batching = False  # inside data_received: one write at its end
+        self.closing = False
+        self.goaway_stream_id: int | None = None  # set once GOAWAY is sent
+        self.requests_served = 0
+        self.deadline = NO_DEADLINE
+        self.timer_reason = ""
+
+    @property
+    def exchange(self):
+        """An exchange in progress, or None: the gateway's ticker visits connections that
+        have one to check its deadlines."""
+        for stream in self.streams.values():
+            if stream.exchange is not None:
+                return stream.exchange
+        return None
+
+    # ---------------------------------------------------------------- transport callbacks
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        if peer:
+            self.client_ip, self.client_port = peer[0], peer[1]
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None:
+            self.scheme = "https"
+            self.client_identity = peer_identity(ssl_object)
+        gateway = self.gateway
+        gateway.connections.add(self)
+        gateway.stats.connections_accepted += 1
+        gateway.stats.connections_active += 1
+        h2 = self.h2
+        h2.initiate_connection()
+        h2.increment_flow_control_window(CONNECTION_WINDOW - _DEFAULT_WINDOW)
+        self._write_out()
+        self._arm_timer(self.limits.idle_timeout, "idle")
+
+    def data_received(self, data: bytes) -> None:
+        if self.closing:
+            return
+        self.gateway.now = time.monotonic()
+        try:
+            events = self.h2.receive_data(data)
+        except ProtocolError:
+            # h2 has queued GOAWAY with the error's code: send it and close.
+            self._write_out()
+            self._close()
+            return
+        self.batching = True
+        window_opened = False
+        # Consecutive DATA frames of one stream reach its exchange as one piece: one write
+        # upstream instead of one per frame (16 KiB each, as most clients send them).
+        data_stream = 0
+        pieces: list[bytes] = []
+        data_size = 0
+        try:
+            for event in events:
+                kind = type(event)
+                if kind is DataReceived:
+                    if event.stream_id != data_stream:
+                        if data_stream:
+                            self._on_data(data_stream, pieces, data_size)
+                        data_stream, pieces, data_size = event.stream_id, [], 0
+                    pieces.append(event.data)
+                    data_size += event.flow_controlled_length
+                    continue
+                if data_stream:
+                    self._on_data(data_stream, pieces, data_size)
+                    data_stream = 0
+                if kind is RequestReceived:
+                    self._on_request(event)
+                elif kind is StreamEnded:
+                    self._on_request_end(event.stream_id)
+                elif kind is WindowUpdated:
+                    window_opened = True
+                elif kind is StreamReset:
+                    self._on_reset(event.stream_id)
+                elif kind is RemoteSettingsChanged:
+                    window_opened = True
+                elif kind is ConnectionTerminated:
+                    # The client sent GOAWAY; h2 sends nothing more after one, so streams
+                    # still in flight cannot be answered: they end now.
+                    self.batching = False
+                    self._write_out()
+                    self._close()
+                    return
+            if data_stream:
+                self._on_data(data_stream, pieces, data_size)
+        finally:
+            self.batching = False
+        if window_opened:
+            self._push_waiting()
+        self._write_out()
+
+    def eof_received(self) -> bool:
+        self._close()
+        return False
+
+    def connection_lost(self, exc) -> None:
+        self.closing = True
+        self._cancel_timer()
+        gateway = self.gateway
+        gateway.connections.discard(self)
+        gateway.stats.connections_active -= 1
+        streams = list(self.streams.values())
+        self.streams.clear()
+        self.waiting.clear()
+        for stream in streams:
+            stream.reset = True
+            stream.lost()
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        self._push_waiting()
+        self._write_out()
+
+    # ---------------------------------------------------------------- frames in
+
+    def _on_request(self, event) -> None:
+        stream_id = event.stream_id
+        gateway = self.gateway
+        end_stream = event.stream_ended is not None
+        after_goaway = self.goaway_stream_id is not None and stream_id > self.goaway_stream_id
+        if after_goaway or len(self.streams) >= MAX_CONCURRENT_STREAMS:
+            self._refuse(stream_id)
+            return
+        self._cancel_timer()
+        self.requests_served += 1
+        try:
+            request = request_from_headers(
+                stream_id, event.headers, end_stream, self.limits.max_body_bytes
+            )
+        except MalformedRequest as error:
+            stream = self.streams[stream_id] = H2Stream(self, stream_id)
+            stream.request_ended = end_stream
+            stream.body_unwanted = True
+            gateway.stats.record_local_reply(error.reason)
+            stream.send_local_reply(error_reply(error.status, error.reason), head_only=False)
+            return
+        stream = self.streams[stream_id] = H2Stream(self, stream_id, request)
+        stream.request_ended = end_stream
+        stream.last_read = gateway.now
+        ctx = RequestContext(
+            request, self.client_ip, self.client_port, self.listener.name, self.scheme, gateway.now
+        )
+        ctx.client_identity = self.client_identity
+        ctx.request_id = gateway.next_request_id(request.request_id)
+        exchange = Exchange(gateway, gateway.snapshot, stream, request, ctx)
+        stream.exchange = exchange
+        try:
+            exchange.start()
+        except Exception:
+            gateway.internal_error(exchange)
+        if (
+            request.expect_continue
+            and request.has_body
+            and stream.exchange is exchange
+            and not exchange.response_started
+        ):
+            # Interim answers from upstreams are dropped; the body is welcome: say so now.
+            with contextlib.suppress(ProtocolError):  # unless the client reset the stream
+                self.h2.send_headers(stream_id, _CONTINUE)
+        limit = self.limits.max_requests_per_connection
+        if gateway.draining or (limit and self.requests_served >= limit):
+            self._send_goaway()
+
+    def _on_data(self, stream_id: int, pieces: list[bytes], size: int) -> None:
+        """Body bytes of one stream; ``size`` is what they count against the windows."""
+        stream = self.streams.get(stream_id)
+        if stream is None:
+            # Refused or already answered and forgotten: give the connection window back.
+            self._acknowledge(stream_id, size)
+            return
+        stream.unacknowledged += size
+        stream.last_read = self.gateway.now
+        data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        exchange = stream.exchange
+        if exchange is not None and data and not stream.body_unwanted:
+            stream.received += len(data)
+            max_body = self.limits.max_body_bytes
+            if max_body and stream.received > max_body:
+                self._body_too_large(stream, exchange)
+            else:
+                exchange.on_request_data(data)
+        if not stream.paused_for:
+            self.acknowledge(stream)
+
+    def _on_request_end(self, stream_id: int) -> None:
+        stream = self.streams.get(stream_id)
+        if stream is None:
+            return
+        stream.request_ended = True
+        if stream.exchange is not None:
+            stream.exchange.on_request_end()
+        else:
+            self.stream_settled(stream)
+
+    def _on_reset(self, stream_id: int) -> None:
+        stream = self.streams.get(stream_id)
+        if stream is None:
+            return
+        stream.reset = True
+        stream.output.clear()
+        stream.output_bytes = 0
+        stream.lost()  # the exchange ends as when an HTTP/1.1 client goes away
+
+    def _body_too_large(self, stream: H2Stream, exchange) -> None:
+        stream.body_unwanted = True
+        if exchange.response_started:
+            stream.abort()
+        else:
+            exchange.reply(error_reply(413, reasons.BODY_TOO_LARGE))
+
+    # ---------------------------------------------------------------- flow control
+
+    def acknowledge(self, stream: H2Stream) -> None:
+        """Give the client back the window of body bytes the exchange has taken."""
+        size = stream.unacknowledged
+        if size:
+            stream.unacknowledged = 0
+            self._acknowledge(stream.stream_id, size)
+            self._write_out()
+
+    def _acknowledge(self, stream_id: int, size: int) -> None:
+        if size and not self.closing:
+            with contextlib.suppress(ProtocolError):  # the connection is ending
+                self.h2.acknowledge_received_data(size, stream_id)
+
+    def transmit(self, stream: H2Stream) -> None:
+        """Send what the stream has queued, as far as the windows allow."""
+        if self.closing:
+            return
+        if not self.write_paused:
+            stream.push(self.h2, _UNBOUNDED)
+        self._after_push(stream)
+        self._write_out()
+
+    def _push_waiting(self) -> None:
+        """Windows opened or the socket drained: streams take turns, a quantum each."""
+        while self.waiting and not self.write_paused and not self.closing:
+            moved = False
+            for stream in list(self.waiting.values()):
+                if stream.push(self.h2, _QUANTUM):
+                    moved = True
+                self._after_push(stream)
+            if not moved:
+                break
+            self._write_out()
+
+    def _after_push(self, stream: H2Stream) -> None:
+        stream_id = stream.stream_id
+        if (
+            not stream.reset
+            and not stream.ended
+            and (stream.output or stream.head is not None or stream.end_queued)
+        ):
+            self.waiting[stream_id] = stream  # the windows or the socket hold it back
+        else:
+            self.waiting.pop(stream_id, None)
+        exchange = stream.exchange
+        if stream.upstream_paused:
+            if stream.output_bytes < OUTPUT_LOW_WATER:
+                stream.upstream_paused = False
+                if exchange is not None:
+                    exchange.on_downstream_write_resumed()
+        elif stream.output_bytes > OUTPUT_HIGH_WATER and exchange is not None:
+            stream.upstream_paused = True
+            exchange.on_downstream_write_paused()
+        if stream.ended or stream.reset:
+            self.stream_settled(stream)
+
+    # ---------------------------------------------------------------- streams out
+
+    def stream_settled(self, stream: H2Stream) -> None:
+        """Forget a stream once it has no exchange and nothing more to send."""
+        stream_id = stream.stream_id
+        if self.streams.get(stream_id) is not stream or not stream.done:
+            return
+        if not stream.reset and not stream.request_ended:
+            # Answered before the request body ended: the client may stop sending it
+            # (RFC 9113 8.1).
+            self._reset(stream_id, ErrorCodes.NO_ERROR)
+        del self.streams[stream_id]
+        self.waiting.pop(stream_id, None)
+        self._acknowledge(stream_id, stream.unacknowledged)
+        stream.unacknowledged = 0
+        if not self.streams and not self.closing:
+            if self.goaway_stream_id is not None:
+                self._close()
+            else:
+                self._arm_timer(self.limits.idle_timeout, "idle")
+        self._write_out()
+
+    def reset_stream(self, stream: H2Stream, error_code: ErrorCodes) -> None:
+        """The exchange gave up on the stream (an upstream cut off mid-body, say)."""
+        if stream.reset:
+            return
+        stream.reset = True
+        stream.output.clear()
+        stream.output_bytes = 0
+        if not stream.ended or not stream.request_ended:
+            self._reset(stream.stream_id, error_code)
+        self.waiting.pop(stream.stream_id, None)
+        self._write_out()
+        self.stream_settled(stream)
+
+    def _reset(self, stream_id: int, error_code: ErrorCodes) -> None:
+        if self.closing:
+            return
+        with contextlib.suppress(ProtocolError):  # closed on both sides: nothing to reset
+            self.h2.reset_stream(stream_id, error_code)
+
+    def _refuse(self, stream_id: int) -> None:
+        """Over the stream limit, or opened after our GOAWAY: safe for the client to retry."""
+        self._reset(stream_id, ErrorCodes.REFUSED_STREAM)
+
+    def _write_out(self) -> None:
+        if self.batching:
+            return
+        data = self.h2.data_to_send()
+        if data and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    # ---------------------------------------------------------------- drain, timers, close
+
+    def _send_goaway(self) -> None:
+        """GOAWAY(NO_ERROR): no new streams; those already open finish, then we close.
+
+        Written as a frame of our own: h2's close_connection would refuse to send anything
+        more on the streams still in flight."""
+        if self.goaway_stream_id is not None or self.closing:
+            return
+        last_stream_id = self.h2.highest_inbound_stream_id
+        self.goaway_stream_id = last_stream_id
+        frame = GoAwayFrame(0, last_stream_id=last_stream_id, error_code=ErrorCodes.NO_ERROR)
+        pending = self.h2.data_to_send()
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(pending + frame.serialize())
+        if not self.streams:
+            self._close()
+
+    def close_if_idle(self) -> None:
+        """Graceful drain: GOAWAY now; close once the streams in flight have finished."""
+        self._send_goaway()
+
+    def check_deadlines(self, now: float) -> None:
+        """Called by the gateway's ticker: fire whichever deadline has passed."""
+        if self.deadline <= now:
+            self._on_timer()
+        body_timeout = self.limits.body_timeout
+        for stream in list(self.streams.values()):
+            exchange = stream.exchange
+            if exchange is None:
+                continue
+            if exchange.deadline <= now:
+                exchange.check_deadline(now)
+            if (
+                stream.exchange is exchange
+                and not stream.request_ended
+                and not stream.paused_for
+                and not exchange.request_done
+                and not stream.body_unwanted
+                and now - stream.last_read >= body_timeout
+            ):
+                if exchange.response_started:
+                    stream.abort()
+                else:
+                    exchange.reply(error_reply(408, reasons.CLIENT_TIMEOUT))
+
+    def _on_timer(self) -> None:
+        reason = self.timer_reason
+        self._cancel_timer()
+        if reason == "idle" and not self.streams and not self.closing:
+            self._send_goaway()
+
+    def _arm_timer(self, seconds: float, reason: str) -> None:
+        self.timer_reason = reason
+        self.deadline = self.gateway.now + seconds
+
+    def _cancel_timer(self) -> None:
+        self.deadline = NO_DEADLINE
+        self.timer_reason = ""
+
+    def abort(self) -> None:
+        self.closing = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _close(self) -> None:
+        if not self.closing:
+            self.closing = True
+            self._cancel_timer()
+            if self.transport is not None:
+                self.transport.close()

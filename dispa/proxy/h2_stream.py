@@ -1,0 +1,215 @@
+"""One HTTP/2 stream, seen by its exchange as the downstream.
+
+The exchange calls the same methods it calls on an HTTP/1.1 connection; here they act on
+one stream of a shared connection. Response bytes wait in the stream's own queue until
+the peer's flow-control windows let them out, so a slow stream holds back only itself:
+past a high-water mark its exchange stops reading the upstream. Request body bytes are
+acknowledged (WINDOW_UPDATE) only once the exchange took them while not paused, so a slow
+upstream throttles the client on that stream alone.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from h2.errors import ErrorCodes
+from h2.exceptions import ProtocolError
+
+from dispa.proxy.h2_headers import response_headers
+
+_PAUSE_REASONS = {"pending": 1, "upstream": 2}
+# Queued response bytes past which the stream's upstream stops being read, and below
+# which it is read again.
+OUTPUT_HIGH_WATER = 256 * 1024
+OUTPUT_LOW_WATER = 64 * 1024
+
+
+class H2Stream:
+    __slots__ = (
+        "body_unwanted",
+        "connection",
+        "end_queued",
+        "ended",
+        "exchange",
+        "head",
+        "head_only",
+        "head_sent",
+        "last_read",
+        "output",
+        "output_bytes",
+        "paused_for",
+        "received",
+        "request",
+        "request_ended",
+        "reset",
+        "stream_id",
+        "unacknowledged",
+        "upstream_paused",
+    )
+
+    def __init__(self, connection, stream_id: int, request=None) -> None:
+        self.connection = connection
+        self.stream_id = stream_id
+        self.request = request
+        self.exchange = None
+        self.request_ended = False  # the client's END_STREAM arrived
+        self.body_unwanted = False  # answered already: the rest of the body is dropped
+        self.received = 0  # request body bytes, for max_body_bytes
+        self.unacknowledged = 0  # flow-controlled bytes received, not yet given back
+        self.paused_for = 0  # bits of _PAUSE_REASONS: hold back WINDOW_UPDATEs
+        self.last_read = 0.0
+        self.head = None  # the response header block, held until body bytes or flush
+        self.head_only = False
+        self.head_sent = False
+        self.output: deque = deque()  # response body pieces the windows did not let out
+        self.output_bytes = 0
+        self.end_queued = False  # the response is complete once the output is out
+        self.ended = False  # END_STREAM sent
+        self.reset = False  # RST_STREAM sent or received: nothing more goes out
+        self.upstream_paused = False  # told the exchange to stop reading its upstream
+
+    # ---------------------------------------------------------------- the exchange calls these
+
+    def send_response(
+        self,
+        status: int,
+        reason: bytes,
+        headers,
+        content_length,
+        no_body: bool,
+        request_id: bytes | None = None,
+    ) -> None:
+        self.head_only = no_body
+        self.head = response_headers(status, headers, content_length, request_id)
+
+    def send_body(self, data: bytes) -> None:
+        # Only queued: the flush after each upstream read (or send_end) sends it, so one
+        # read becomes one write, and the last DATA frame carries END_STREAM.
+        if self.head_only or not data or self.reset:
+            return
+        self.output.append(data)
+        self.output_bytes += len(data)
+
+    def send_end(self) -> None:
+        self.end_queued = True
+        self.connection.transmit(self)
+
+    def flush(self) -> None:
+        if self.head is not None or self.output:
+            self.connection.transmit(self)
+
+    def send_local_reply(self, answer, head_only: bool) -> None:
+        if self.reset or self.ended:
+            return
+        if self.head_sent:
+            # Too late for another head: cut the stream rather than leave the client waiting.
+            self.connection.reset_stream(self, ErrorCodes.INTERNAL_ERROR)
+            return
+        exchange = self.exchange
+        request_id = exchange.ctx.request_id.encode("latin-1") if exchange is not None else None
+        self.head = response_headers(
+            answer.status, list(answer.headers), len(answer.body), request_id, proxied=False
+        )
+        self.head_only = head_only
+        self.output.clear()
+        self.output_bytes = 0
+        if not head_only and answer.body:
+            self.output.append(answer.body)
+            self.output_bytes = len(answer.body)
+        self.end_queued = True
+        self.connection.transmit(self)
+
+    def pause_reading(self, reason: str) -> None:
+        self.paused_for |= _PAUSE_REASONS[reason]
+
+    def resume_reading(self, reason: str) -> None:
+        bit = _PAUSE_REASONS[reason]
+        if self.paused_for & bit:
+            self.paused_for &= ~bit
+            if not self.paused_for:
+                self.connection.acknowledge(self)
+
+    def close_after_exchange(self) -> None:
+        """The answer went out before the request body ended: the exchange need not wait
+        for it. The stream is reset with NO_ERROR once the answer is out (RFC 9113 8.1)."""
+        self.body_unwanted = True
+        exchange = self.exchange
+        if exchange is not None and exchange.response_done and not exchange.request_done:
+            exchange.on_request_end()  # ends the exchange; later body bytes are dropped
+
+    def abort(self) -> None:
+        self.connection.reset_stream(self, ErrorCodes.INTERNAL_ERROR)
+        # As a closed HTTP/1.1 connection reports itself lost, soon after: an exchange
+        # that is not finishing on its own still ends (counted as the client's loss).
+        self.connection.loop.call_soon(self.lost)
+
+    def exchange_finished(self, exchange, client_gone: bool) -> None:
+        if exchange is not self.exchange:
+            return
+        self.exchange = None
+        self.paused_for = 0
+        self.connection.stream_settled(self)
+
+    # ---------------------------------------------------------------- the connection calls these
+
+    def lost(self) -> None:
+        """The stream is gone (reset, or the connection closed): end its exchange."""
+        exchange = self.exchange
+        if exchange is not None:
+            self.exchange = None
+            exchange.on_downstream_lost()
+        self.connection.stream_settled(self)
+
+    def push(self, h2, budget: int) -> bool:
+        """Move queued output into frames as far as the windows and ``budget`` allow.
+
+        True if anything moved. A stream the peer has closed drops its output."""
+        if self.reset or self.ended:
+            return False
+        stream_id = self.stream_id
+        moved = False
+        try:
+            if self.head is not None:
+                end = self.end_queued and not self.output
+                h2.send_headers(stream_id, self.head, end_stream=end)
+                self.head = None
+                self.head_sent = True
+                moved = True
+                if end:
+                    self.ended = True
+                    return True
+            output = self.output
+            while output and budget > 0:
+                window = h2.local_flow_control_window(stream_id)
+                if window <= 0:
+                    break
+                size = min(window, h2.max_outbound_frame_size, budget)
+                piece = output[0]
+                if len(piece) > size:
+                    view = piece if type(piece) is memoryview else memoryview(piece)
+                    output[0] = view[size:]
+                    piece = view[:size]
+                else:
+                    output.popleft()
+                self.output_bytes -= len(piece)
+                budget -= len(piece)
+                end = self.end_queued and not output
+                h2.send_data(stream_id, piece, end_stream=end)
+                moved = True
+                if end:
+                    self.ended = True
+            if self.end_queued and not output and not self.ended:
+                h2.end_stream(stream_id)
+                self.ended = True
+                moved = True
+        except ProtocolError:
+            # Closed by the peer in frames h2 has read but we have not yet seen as events.
+            self.reset = True
+            self.output.clear()
+            self.output_bytes = 0
+        return moved
+
+    @property
+    def done(self) -> bool:
+        """Nothing more will go out and no exchange depends on the stream."""
+        return self.exchange is None and (self.ended or self.reset)
