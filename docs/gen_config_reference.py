@@ -51,7 +51,8 @@ OUTPUT = ROOT / "docs" / "config-reference.md"
 
 DESCRIPTIONS: dict[str, str] = {
     # top level
-    "listeners": "Addresses the gateway accepts client connections on (HTTP/1.1, plain TCP).",
+    "listeners": "Addresses the gateway accepts client connections on: HTTP/1.1 and HTTP/2 "
+    "(h2c with prior knowledge) on plain TCP, or TLS with `tls` (HTTP/2 by ALPN).",
     "upstreams": "Pools of endpoints that routes forward to.",
     "routes": "Which requests go where. The most specific matching route wins; see "
     "[Routing precedence](#routing-precedence).",
