@@ -207,6 +207,9 @@ DESCRIPTIONS: dict[str, str] = {
     "replaces it.",
     "upstreams[].timeouts.idle": "Longest silence while a response body is streaming; then "
     "the client connection is cut (the status line has already been sent).",
+    "upstreams[].timeouts.tunnel_idle": "Longest silence in both directions of a WebSocket "
+    "tunnel (after `101 Switching Protocols`); then both connections are closed. Unset: "
+    "`idle` applies.",
     "upstreams[].pool": "Keep-alive connections to the endpoints, reused between requests.",
     "upstreams[].pool.max_idle_per_endpoint": "Idle connections kept per endpoint; a "
     "connection freed beyond it is closed. 0 disables reuse.",

@@ -28,6 +28,9 @@ class Request(NamedTuple):
     host_header: bytes | None = None  # the Host header as sent, port included
     request_id: bytes | None = None  # the client's X-Request-Id, if any
     expect_continue: bool = False  # "Expect: 100-continue"
+    # b"websocket" when an HTTP/1.1 GET asks to upgrade to a WebSocket (RFC 6455 4.1): the
+    # only upgrade that is forwarded; every other offer is ignored (RFC 9110 7.8).
+    upgrade: bytes | None = None
 
 
 class Response(NamedTuple):

@@ -16,11 +16,12 @@ from dispa.proxy.balancer.p2c_ewma import observe_latency
 from dispa.proxy.caching import FETCH, NULL_DOWNSTREAM, REFUSE, SERVE, WAIT, CachedAnswer
 from dispa.proxy.client_identity import with_identity_header
 from dispa.proxy.context import RequestContext
-from dispa.proxy.events import Data, EndOfMessage, Response
+from dispa.proxy.events import Data, EndOfMessage, Response, header_value
 from dispa.proxy.geo_select import region_ranking
-from dispa.proxy.h1_writer import LAST_CHUNK, chunk, request_head
+from dispa.proxy.h1_writer import LAST_CHUNK, chunk, request_head, response_head
 from dispa.proxy.local_reply import LocalReply, error_reply
 from dispa.proxy.retry_policy import may_retry, retry_condition_for_status
+from dispa.proxy.tunnel import Tunnel
 
 log = logging.getLogger("dispa.exchange")
 
@@ -69,6 +70,7 @@ class Exchange:
         "response_started",
         "route",
         "snapshot",
+        "tunnel",
         "upstream",
     )
 
@@ -113,6 +115,7 @@ class Exchange:
         self._cache_max = 0
         self._cache_plan_answer = None
         self._waited = False
+        self.tunnel: Tunnel | None = None  # set once a WebSocket upgrade is accepted (101)
 
     # ================================================================ request side
 
@@ -139,7 +142,12 @@ class Exchange:
             else:
                 self.reply(route.redirect_reply(request, ctx.scheme))
             return
-        cached = route.cache and self.gateway.cache is not None and request.method in _CACHEABLE
+        cached = (
+            route.cache
+            and self.gateway.cache is not None
+            and request.method in _CACHEABLE
+            and request.upgrade is None
+        )
         if cached and self._consult_cache():
             return
         self._go_upstream()
@@ -281,6 +289,9 @@ class Exchange:
 
     def on_downstream_lost(self) -> None:
         """The client went away: drop the upstream side, it cannot be reused mid-message."""
+        if self.tunnel is not None:
+            self.tunnel.close("client_closed", client_gone=True)
+            return
         if self.finished:
             return
         self.ctx.reason = self.ctx.reason or "client_disconnected"
@@ -310,7 +321,9 @@ class Exchange:
         endpoint.active_requests += 1
         self._endpoint_held = True
         now = self._try_started = self.gateway.now
-        conn = endpoint.pool.take(now)
+        # An upgrade goes on a fresh connection: a pooled one may be half-closed by now, and
+        # a tunnel would never give it back anyway.
+        conn = endpoint.pool.take(now) if request_upgrade(self.request) is None else None
         self._arm_response_timer()
         if conn is not None:
             self._attach(conn)
@@ -411,6 +424,7 @@ class Exchange:
             request_id=ctx.request_id.encode(),
             content_length=request.content_length,
             chunked=self._body_chunked,
+            upgrade=request_upgrade(request),
         )
 
     def on_response_data(self, conn, data: bytes) -> None:
@@ -451,6 +465,14 @@ class Exchange:
         self._cancel_response_timer()
         ctx = self.ctx
         status = response.status
+        if status == 101:
+            if self.request.upgrade is not None and self.conn is not None:
+                self._begin_tunnel(response)
+            else:  # switching protocols unasked is not HTTP/1.1 we can relay
+                self.upstream.report_failure(ctx.endpoint, time.monotonic())
+                self._drop_connection()
+                self.reply(error_reply(502, reasons.UPSTREAM_PROTOCOL))
+            return
         condition = retry_condition_for_status(status)
         if condition is not None and self._may_retry(condition):
             self.upstream.report_status(ctx.endpoint, status, self.gateway.now)
@@ -509,7 +531,13 @@ class Exchange:
         self.gateway.stats.record_endpoint(upstream.name, endpoint.address, ctx.status >= 500)
         conn.exchange = None
         self.conn = None
-        reusable = clean and self.request_done and conn.keep_alive and not conn.closed
+        reusable = (
+            clean
+            and self.request_done
+            and conn.keep_alive
+            and not conn.closed
+            and self.request.upgrade is None  # it saw "Connection: upgrade"; not reused
+        )
         if reusable:
             endpoint.pool.put(conn, self.gateway.now)
         else:
@@ -560,6 +588,9 @@ class Exchange:
         return False
 
     def on_upstream_lost(self, conn) -> None:
+        if self.tunnel is not None:
+            self.tunnel.close("upstream_closed")
+            return
         if conn is not self.conn or self.finished:
             return
         self.conn = None
@@ -619,6 +650,8 @@ class Exchange:
         self._reply_upstream_error(error_reply(status, reason))
 
     def _may_retry(self, condition: str) -> bool:
+        if self.request.upgrade is not None:
+            return False  # the client's handshake is not replayed: it answers what it got
         upstream = self.upstream
         replayable = self._replayable and (self.request_done or not self.request.has_body)
         if not may_retry(
@@ -669,6 +702,8 @@ class Exchange:
             self._on_response_timeout()
         elif kind == "idle":
             self._on_idle_check(now)
+        elif kind == "tunnel":
+            self._on_tunnel_idle_check(now)
 
     def _arm_response_timer(self) -> None:
         upstream = self.upstream
@@ -721,6 +756,70 @@ class Exchange:
         self._drop_connection()
         self.downstream.abort()
         self._finish()
+
+    # ================================================================ WebSocket tunnel
+
+    def _begin_tunnel(self, response: Response) -> None:
+        """101 Switching Protocols: the head goes to the client, then bytes flow both ways."""
+        ctx = self.ctx
+        ctx.status = 101
+        now = self.gateway.now
+        observe_latency(ctx.endpoint, now - self._try_started)
+        upstream = self.upstream
+        upstream.report_status(ctx.endpoint, 101, now)
+        self.gateway.stats.record_endpoint(upstream.name, ctx.endpoint.address, False)
+        headers = response.headers
+        for on_response in self.route.response_filters:
+            headers = on_response(ctx, headers)
+        head = response_head(
+            101,
+            response.reason,
+            headers,
+            content_length=None,
+            chunked=False,
+            keep_alive=False,
+            request_id=ctx.request_id.encode("latin-1"),
+            upgrade=header_value(response.headers, b"upgrade") or self.request.upgrade,
+        )
+        self.response_started = True
+        self._release_endpoint()  # a long-lived tunnel must not weigh on least-request
+        conn = self.conn
+        tunnel = self.tunnel = Tunnel(self, self.downstream, conn)
+        conn.tunnel = tunnel
+        self.downstream.start_tunnel(tunnel, head)
+        self._arm_tunnel_timer()
+
+    def _tunnel_idle(self) -> float:
+        timeouts = self.upstream.config.timeouts
+        return timeouts.tunnel_idle if timeouts.tunnel_idle is not None else timeouts.idle
+
+    def _arm_tunnel_timer(self) -> None:
+        self.deadline = self.gateway.now + self._tunnel_idle()
+        self._deadline_kind = "tunnel"
+
+    def _on_tunnel_idle_check(self, now: float) -> None:
+        tunnel = self.tunnel
+        if tunnel is None or tunnel.closed:
+            return
+        # The tunnel stamps its own clock per read; the deadline is moved lazily here.
+        quiet_for = time.monotonic() - tunnel.last_activity
+        idle = self._tunnel_idle()
+        if quiet_for < idle:
+            self.deadline = now + (idle - quiet_for)
+            self._deadline_kind = "tunnel"
+            return
+        tunnel.close("tunnel_idle_timeout")
+
+    def tunnel_closed(self, reason: str, client_gone: bool) -> None:
+        """Both sides are closing: the exchange ends, counted as a 101 like any request."""
+        conn = self.conn
+        self.conn = None
+        if conn is not None:
+            conn.exchange = None
+        self.response_done = True
+        if reason and not self.ctx.reason:
+            self.ctx.reason = reason
+        self._finish(client_gone=client_gone)
 
     # ================================================================ endings
 
@@ -782,6 +881,13 @@ class Exchange:
         if gateway.access_log.enabled:
             gateway.log_access(ctx)
         self.downstream.exchange_finished(self, client_gone)
+
+
+def request_upgrade(request) -> bytes | None:
+    """The Upgrade value to forward: the client's own, for a WebSocket handshake only."""
+    if request.upgrade is None:
+        return None
+    return header_value(request.headers, b"upgrade") or request.upgrade
 
 
 def _is_chunked(headers) -> bool:

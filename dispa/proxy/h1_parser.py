@@ -21,7 +21,7 @@ class ProtocolError(Exception):
 
 
 class UpgradeRequested(Exception):
-    """The client asked for a protocol upgrade (WebSocket, h2c) that this parser leaves alone."""
+    """The client asked for a tunnel (CONNECT) that this parser refuses."""
 
 
 class RequestParser:
@@ -33,6 +33,7 @@ class RequestParser:
         "_head_bytes",
         "_head_spill",
         "_headers",
+        "_held",
         "_in_head",
         "_max_body",
         "_max_head",
@@ -41,6 +42,7 @@ class RequestParser:
         "_url",
         "batch_body_bytes",
         "in_message",
+        "upgrade_pending",
     )
 
     def __init__(self, max_head_bytes: int, max_body_bytes: int = 0) -> None:
@@ -57,8 +59,32 @@ class RequestParser:
         self._body_bytes = 0
         self.in_message = False  # a request has begun and not yet ended
         self.batch_body_bytes = 0  # body bytes in the events of the last feed
+        # After a WebSocket upgrade request, bytes are held unparsed until the upstream
+        # answers: a 101 makes them tunnel bytes, anything else HTTP/1.1 again.
+        self.upgrade_pending = False
+        self._held = bytearray()
+
+    @property
+    def held_bytes(self) -> int:
+        return len(self._held)
+
+    def take_tunnel_bytes(self) -> bytes:
+        """The upgrade was accepted: what came after the request belongs to the tunnel."""
+        held = bytes(self._held)
+        self._held = bytearray()
+        return held
+
+    def resume_after_refused_upgrade(self) -> list:
+        """The upgrade was refused: parse what was held as HTTP/1.1 again."""
+        self.upgrade_pending = False
+        held = bytes(self._held)
+        self._held = bytearray()
+        return self.feed(held) if held else []
 
     def feed(self, data: bytes) -> list:
+        if self.upgrade_pending:
+            self._held += data
+            return []
         self.batch_body_bytes = 0
         head_of = self._stream_id if self._in_head else None
         try:
@@ -76,6 +102,7 @@ class RequestParser:
             # RFC 9110 7.8 lets a server ignore Upgrade: the request (already parsed, its
             # end included) is answered as plain HTTP/1.1, and the hop-by-hop Upgrade header
             # is not forwarded. llhttp stops after an upgrade, so parsing goes on afresh.
+            # A WebSocket upgrade is the exception: it is forwarded, and what follows waits.
             return self._after_ignored_upgrade(data, upgrade)
         except httptools.HttpParserError as exc:
             cause = exc.__context__
@@ -95,6 +122,10 @@ class RequestParser:
         self.in_message = False
         events, self._events = self._events, []
         rest = data[offset:] if offset is not None else b""
+        if requests and requests[-1].upgrade is not None:
+            self.upgrade_pending = True
+            self._held += rest
+            return events
         if rest:
             events += self.feed(rest)
         return events
@@ -142,6 +173,8 @@ class RequestParser:
         expect_continue = False
         content_length = None
         chunked = False
+        upgrade_to = None
+        connection_upgrade = False
         for name, value in self._headers:
             length = len(name)
             if length == 4 and name.lower() == b"host":
@@ -162,6 +195,22 @@ class RequestParser:
                     raise ProtocolError(400, "bad content-length") from None
             elif length == 17 and name.lower() == b"transfer-encoding":
                 chunked = b"chunked" in value.lower()
+            elif length == 7 and name.lower() == b"upgrade":
+                upgrade_to = value
+            elif length == 10 and name.lower() == b"connection":
+                connection_upgrade = connection_upgrade or _has_token(value, b"upgrade")
+        upgrade = None
+        if (
+            upgrade_to is not None
+            and connection_upgrade
+            and parser.should_upgrade()
+            and parser.get_method() == b"GET"
+            and parser.get_http_version() == "1.1"
+            and not chunked
+            and not content_length
+            and _has_token(upgrade_to, b"websocket")
+        ):
+            upgrade = b"websocket"
         if host is None:
             if parser.get_http_version() != "1.0":
                 raise ProtocolError(400, "missing host header")  # RFC 9112 3.2: MUST be 400
@@ -187,6 +236,7 @@ class RequestParser:
                 host_header,
                 request_id,
                 expect_continue,
+                upgrade,
             )
         )
 
@@ -211,7 +261,15 @@ class ResponseParser:
     starts afresh for the next response.
     """
 
-    __slots__ = ("_events", "_headers", "_parser", "_reason", "expect_no_body", "stream_id")
+    __slots__ = (
+        "_events",
+        "_headers",
+        "_parser",
+        "_reason",
+        "expect_no_body",
+        "stream_id",
+        "tunnel_bytes",
+    )
 
     def __init__(self) -> None:
         self._parser = httptools.HttpResponseParser(self)
@@ -220,10 +278,17 @@ class ResponseParser:
         self._reason = b""
         self.stream_id = 0
         self.expect_no_body = False
+        # Bytes that followed a 101 head in the same read: the first of the new protocol.
+        self.tunnel_bytes = b""
 
     def feed(self, data: bytes) -> list:
         try:
             self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as upgrade:
+            # A 101 (Switching Protocols): llhttp stops at the end of its head. What follows
+            # is not HTTP; the caller tunnels it, or drops the connection.
+            offset = upgrade.args[0] if upgrade.args and isinstance(upgrade.args[0], int) else 0
+            self.tunnel_bytes = data[offset:]
         except httptools.HttpParserError:
             raise ProtocolError(502, "malformed response from upstream") from None
         events, self._events = self._events, []
@@ -280,6 +345,11 @@ class ResponseParser:
         if 100 <= status < 200 and status != 101:
             return
         self._events.append(EndOfMessage(self.stream_id))
+
+
+def _has_token(value: bytes, token: bytes) -> bool:
+    """A comma-separated header names ``token`` (lower case), whatever the case or spaces."""
+    return any(t.strip().lower() == token for t in value.split(b","))
 
 
 def _host_only(value: bytes) -> str:

@@ -23,7 +23,7 @@ from dispa.proxy.local_reply import error_reply, reason_phrase
 
 # Why reading from a client is paused: the exchange's body is waiting for an upstream
 # connection, the upstream is not taking the body fast enough, or pipelined requests pile up.
-_PAUSE_REASONS = {"pending": 1, "upstream": 2, "queue": 4}
+_PAUSE_REASONS = {"pending": 1, "upstream": 2, "queue": 4, "upgrade": 8}
 # Bytes of queued pipelined requests after which the client is paused.
 _QUEUE_HIGH_WATER = 256 * 1024
 _PROTOCOL_REASONS = {
@@ -62,6 +62,7 @@ class H1ServerConnection(asyncio.Protocol):
         "scheme",
         "timer_reason",
         "transport",
+        "tunnel",
     )
 
     def __init__(self, gateway, listener) -> None:
@@ -92,6 +93,7 @@ class H1ServerConnection(asyncio.Protocol):
         self.broken = False  # a parse error was answered; ignore further input
         self.pumping = False
         self.last_read = 0.0
+        self.tunnel = None  # a Tunnel once a WebSocket upgrade is accepted: bytes go raw
 
     # ---------------------------------------------------------------- transport callbacks
 
@@ -112,6 +114,10 @@ class H1ServerConnection(asyncio.Protocol):
         self._arm_timer(self.limits.header_timeout, "header")
 
     def data_received(self, data: bytes) -> None:
+        tunnel = self.tunnel
+        if tunnel is not None:
+            tunnel.from_client(data)
+            return
         if self.broken:
             return
         try:
@@ -131,11 +137,17 @@ class H1ServerConnection(asyncio.Protocol):
         else:
             self.queue = events  # the parser hands over a fresh list: no copying
         self._pump()
+        if self.parser.upgrade_pending and self.parser.held_bytes > _QUEUE_HIGH_WATER:
+            # Bytes after a WebSocket handshake wait for the upstream's answer; not forever.
+            self.pause_reading("upgrade")
         if self.timer_reason == "idle" and self.parser.in_message:
             # A new request has begun arriving: its head must now come in time.
             self._arm_timer(self.limits.header_timeout, "header")
 
     def eof_received(self) -> bool:
+        if self.tunnel is not None:
+            self.tunnel.close("client_closed")
+            return False
         # A half-closed client may still be waiting for its answer: keep writing.
         if self.exchange is None and not self.queue:
             self._close()
@@ -334,6 +346,23 @@ class H1ServerConnection(asyncio.Protocol):
     def close_after_exchange(self) -> None:
         self.keep_alive = False
 
+    def start_tunnel(self, tunnel, head: bytes) -> None:
+        """The upstream accepted a WebSocket upgrade: send its 101 head, then relay raw
+        bytes; what the client sent after its handshake goes first."""
+        self.tunnel = tunnel
+        self.keep_alive = False
+        self._cancel_timer()
+        self.pending_head = None
+        self.transport.write(head)
+        held = self.parser.take_tunnel_bytes()
+        if held:
+            tunnel.from_client(held)
+        self.resume_reading("upgrade")
+
+    def end_tunnel(self) -> None:
+        """Either side of the tunnel ended: close once what is buffered is written."""
+        self._close()
+
     def abort(self) -> None:
         self.closing = True
         if self.transport is not None:
@@ -353,6 +382,16 @@ class H1ServerConnection(asyncio.Protocol):
         if not self.keep_alive:
             self._close()
             return
+        if self.parser.upgrade_pending and exchange.request.upgrade is not None:
+            # The upgrade was refused (any answer but 101): back to HTTP/1.1.
+            try:
+                events = self.parser.resume_after_refused_upgrade()
+            except ProtocolError as error:
+                self._protocol_error(error.status)
+                return
+            self.queue += events
+            self.queued_bytes += self.parser.batch_body_bytes
+            self.resume_reading("upgrade")
         if paused and not self.paused_for:
             self.transport.resume_reading()
         self._pump()
@@ -417,7 +456,8 @@ class H1ServerConnection(asyncio.Protocol):
                 self.abort()
 
     def close_if_idle(self) -> None:
-        """Graceful drain: close now if between requests, else after the current one."""
+        """Graceful drain: close now if between requests, else after the current one. A
+        WebSocket tunnel has no end to wait for: the drain's deadline aborts it."""
         self.keep_alive = False
         if self.exchange is None and not self.queue:
             self._close()

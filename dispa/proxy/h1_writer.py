@@ -1,7 +1,9 @@
 """HTTP/1.1 message heads as bytes: the forwarded request and the response to the client.
 
 Pure functions. Hop-by-hop headers (RFC 9110 7.6.1) are dropped in both directions:
-the fixed set, plus every header the Connection header names.
+the fixed set, plus every header the Connection header names. A WebSocket handshake is the
+one exception: its request and its 101 answer say ``Connection: upgrade`` and carry the
+Upgrade header on (``upgrade=``), since the upgrade is what is being proxied.
 """
 
 from __future__ import annotations
@@ -54,8 +56,12 @@ def request_head(
     request_id: bytes,
     content_length: int | None,
     chunked: bool,
+    upgrade: bytes | None = None,
 ) -> bytes:
-    """The head of the request Dispa sends upstream (always HTTP/1.1, keep-alive)."""
+    """The head of the request Dispa sends upstream (always HTTP/1.1, keep-alive).
+
+    ``upgrade``: the client's Upgrade header value, forwarded with ``Connection: upgrade``.
+    """
     parts = [method.encode(), b" ", target, b" HTTP/1.1\r\n"]
     forwarded_for = None
     via = None
@@ -74,6 +80,7 @@ def request_head(
                     request_id=request_id,
                     content_length=content_length,
                     chunked=chunked,
+                    upgrade=upgrade,
                 )
             continue
         if lower == b"x-forwarded-for":
@@ -99,6 +106,8 @@ def request_head(
         parts += (b"x-forwarded-host: ", host, b"\r\n")
     if not has_request_id:
         parts += (b"x-request-id: ", request_id, b"\r\n")
+    if upgrade is not None:
+        parts += (b"connection: upgrade\r\nupgrade: ", upgrade, b"\r\n")
     if content_length is not None:
         parts += (b"content-length: ", str(content_length).encode(), b"\r\n")
     elif chunked:
@@ -117,10 +126,12 @@ def response_head(
     keep_alive: bool,
     proxied: bool = True,
     request_id: bytes | None = None,
+    upgrade: bytes | None = None,
 ) -> bytes:
     """The head of the response Dispa sends to an HTTP/1.x client.
 
     ``proxied`` responses came from an upstream and gain a Via entry; local replies do not.
+    ``upgrade``: a 101's Upgrade value; the head says ``Connection: upgrade`` and no framing.
     """
     parts = [b"HTTP/1.1 ", str(status).encode(), b" ", reason, b"\r\n"]
     via = None
@@ -137,6 +148,7 @@ def response_head(
                     keep_alive=keep_alive,
                     proxied=proxied,
                     request_id=request_id,
+                    upgrade=upgrade,
                 )
             continue
         if proxied and lower == b"via":
@@ -149,6 +161,9 @@ def response_head(
         parts += (b"x-request-id: ", request_id, b"\r\n")
     if proxied:
         parts += (b"via: ", via + b", " + VIA if via else VIA, b"\r\n")
+    if upgrade is not None:
+        parts += (b"connection: upgrade\r\nupgrade: ", upgrade, b"\r\n\r\n")
+        return b"".join(parts)
     if content_length is not None:
         parts += (b"content-length: ", str(content_length).encode(), b"\r\n")
     elif chunked:

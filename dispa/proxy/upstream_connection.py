@@ -26,6 +26,7 @@ class UpstreamConnection(asyncio.Protocol):
         "pool",
         "reading_paused",
         "transport",
+        "tunnel",
     )
 
     def __init__(self, pool: EndpointPool) -> None:
@@ -38,12 +39,17 @@ class UpstreamConnection(asyncio.Protocol):
         self.keep_alive = True  # the last response allowed reuse
         self.on_closed = None  # told once when the connection ends (circuit breaker count)
         self.reading_paused = False  # paused for a slow client (see Exchange)
+        self.tunnel = None  # after a 101: raw bytes go to this Tunnel, unparsed
 
     def connection_made(self, transport) -> None:
         self.transport = transport
         self.pool.open_connections += 1
 
     def data_received(self, data: bytes) -> None:
+        tunnel = self.tunnel
+        if tunnel is not None:
+            tunnel.from_upstream(data)
+            return
         exchange = self.exchange
         if exchange is None:
             # Bytes on an idle connection mean the upstream broke framing; do not reuse it.
@@ -65,6 +71,12 @@ class UpstreamConnection(asyncio.Protocol):
                 if kind is Response:
                     self.keep_alive = event.keep_alive
                 exchange.on_upstream_event(self, event)
+                if self.tunnel is not None:
+                    # A 101 began a tunnel: what followed its head is already the new protocol.
+                    rest = self.parser.tunnel_bytes
+                    if rest:
+                        self.tunnel.from_upstream(rest)
+                    return
         # A response head held back for coalescing goes out now if no body came with it.
         downstream.flush()
 
