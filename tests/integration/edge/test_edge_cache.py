@@ -301,3 +301,26 @@ def test_stale_if_error_answers_when_the_origin_is_gone(cache_setup) -> None:
     assert _get(edge, allowed)[:3] == (200, "STALE", "fragile sie #1\n")
     # must-revalidate: a stale copy may not stand in for the origin.
     assert _get(edge, refused)[0] == 502
+
+
+def test_dispa_purge_and_status_from_the_command_line(cache_setup) -> None:
+    from cluster.conftest import run_cli
+
+    cluster, _, edges, _ = cache_setup
+    admin = cluster.cores[1].admin_address
+    done = run_cli("purge", "--admin", admin, "--tag", "catalog")
+    assert done.returncode == 0, done.stderr
+    assert "committed (0 urls, 1 tags)" in done.stdout
+    refused = run_cli("purge", "--admin", admin, "--url", "not-a-url")
+    assert refused.returncode == 2 and "urls[0]" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    nothing = run_cli("purge", "--admin", admin)
+    assert nothing.returncode == 2 and "--url or --tag" in nothing.stderr
+    status = run_cli("status", "--admin", admin)
+    assert status.returncode == 0
+    for edge in edges:
+        wait_until(
+            lambda e=edge: e.name in run_cli("status", "--admin", admin).stdout,
+            timeout=10,
+            what=f"{edge.name} in dispa status",
+        )
