@@ -4,10 +4,6 @@ from __future__ import annotations
 
 from collections import Counter
 
-from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-
 from dispa.config.schema import Gateway, Listener, Tls
 
 
@@ -116,8 +112,11 @@ def tls_file_problems(tls: Tls, where: str) -> list[str]:
     return problems
 
 
-def read_certificates(path: str) -> list[x509.Certificate]:
+def read_certificates(path: str) -> list:
     """The PEM certificates in a file, first one first; ValueError says what is wrong."""
+    # cryptography is imported only for configs with TLS: it costs several MiB of memory.
+    from cryptography import x509
+
     data = _read(path)
     try:
         return x509.load_pem_x509_certificates(data)
@@ -127,6 +126,9 @@ def read_certificates(path: str) -> list[x509.Certificate]:
 
 def read_private_key(path: str):
     """The PEM private key in a file; ValueError says what is wrong."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+
     data = _read(path)
     try:
         return serialization.load_pem_private_key(data, password=None)
@@ -145,6 +147,8 @@ def _read(path: str) -> bytes:
 
 
 def _public_der(public_key) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
     return public_key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )

@@ -16,18 +16,22 @@ from __future__ import annotations
 import logging
 from typing import NamedTuple
 
-from cryptography import x509
-
 from dispa.proxy.events import Headers
 
 log = logging.getLogger("dispa.tls")
 
-_SAN_KINDS = (
-    (x509.DNSName, "DNS"),
-    (x509.UniformResourceIdentifier, "URI"),
-    (x509.RFC822Name, "Email"),
-    (x509.IPAddress, "IP"),
-)
+
+def _san_kinds() -> tuple:
+    # cryptography is imported only once a TLS client shows a certificate: a plain
+    # listener never loads it (it costs several MiB of memory).
+    from cryptography import x509
+
+    return (
+        (x509.DNSName, "DNS"),
+        (x509.UniformResourceIdentifier, "URI"),
+        (x509.RFC822Name, "Email"),
+        (x509.IPAddress, "IP"),
+    )
 
 
 class ClientIdentity(NamedTuple):
@@ -42,6 +46,8 @@ def peer_identity(ssl_object) -> ClientIdentity | None:
     # already failed the handshake, so this is the presence test.
     if ssl_object is None or not ssl_object.getpeercert():
         return None
+    from cryptography import x509
+
     try:
         certificate = x509.load_der_x509_certificate(ssl_object.getpeercert(binary_form=True))
         alt_names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
@@ -55,7 +61,7 @@ def peer_identity(ssl_object) -> ClientIdentity | None:
     sans: list[str] = []
     if alt_names is not None:
         for name in alt_names.value:
-            for kind, label in _SAN_KINDS:
+            for kind, label in _san_kinds():
                 if isinstance(name, kind):
                     sans.append(f"{label}:{name.value}")
     subject = certificate.subject.rfc4514_string()

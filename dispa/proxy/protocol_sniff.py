@@ -12,7 +12,6 @@ import asyncio
 
 from dispa.proxy.exchange import NO_DEADLINE
 from dispa.proxy.h1_server import H1ServerConnection
-from dispa.proxy.h2_server import H2ServerConnection
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
@@ -23,8 +22,15 @@ def sniff(first_bytes: bytes) -> type | None:
     if first_bytes[:size] != PREFACE[:size]:
         return H1ServerConnection
     if size == len(PREFACE):
-        return H2ServerConnection
+        return h2_connection_class()
     return None
+
+
+def h2_connection_class() -> type:
+    """Imported on first use: a gateway no HTTP/2 client talks to never loads h2 (memory)."""
+    from dispa.proxy.h2_server import H2ServerConnection
+
+    return H2ServerConnection
 
 
 class ProtocolSniffer(asyncio.Protocol):
@@ -47,7 +53,7 @@ class ProtocolSniffer(asyncio.Protocol):
         ssl_object = transport.get_extra_info("ssl_object")
         if ssl_object is not None:
             chosen = ssl_object.selected_alpn_protocol()
-            self._hand_over(H2ServerConnection if chosen == "h2" else H1ServerConnection)
+            self._hand_over(h2_connection_class() if chosen == "h2" else H1ServerConnection)
             return
         # Listed with the connections while undecided, so a silent client times out and a
         # drain closes it.

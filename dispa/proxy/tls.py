@@ -14,9 +14,6 @@ import hashlib
 import os
 import ssl
 
-from cryptography import x509
-from cryptography.x509.oid import NameOID
-
 from dispa.config.schema import Tls
 from dispa.config.validate import read_certificates, tls_file_problems
 
@@ -36,9 +33,13 @@ class TlsSetupError(Exception):
         super().__init__("; ".join(problems))
 
 
-def certificate_names(certificate: x509.Certificate) -> list[str]:
+def certificate_names(certificate) -> list[str]:
     """The DNS names a certificate is for: its subjectAltName, else its common name
     (RFC 6125 ignores the CN when there is a SAN)."""
+    # Imported here: a gateway without TLS listeners never loads cryptography (memory).
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
     try:
         alt_names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
         names = alt_names.value.get_values_for_type(x509.DNSName)

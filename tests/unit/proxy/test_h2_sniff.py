@@ -71,7 +71,7 @@ def made(monkeypatch):
     h1 = type("H1", (Recorder,), {"made": []})
     h2 = type("H2", (Recorder,), {"made": []})
     monkeypatch.setattr(protocol_sniff, "H1ServerConnection", h1)
-    monkeypatch.setattr(protocol_sniff, "H2ServerConnection", h2)
+    monkeypatch.setattr(protocol_sniff, "h2_connection_class", lambda: h2)
     return SimpleNamespace(h1=h1.made, h2=h2.made)
 
 
