@@ -97,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     restore.add_argument("-i", "--input", required=True, help="the backup file to read")
 
+    commands.add_parser(
+        "register", help="keep this service's endpoint registered in etcd (see --help)"
+    )
     purge = commands.add_parser("purge", help="purge cached responses on every edge")
     purge.add_argument(
         "--admin", default=default_admin, required=default_admin is None, help=admin_help
@@ -130,7 +133,19 @@ def _positive_int(text: str) -> int:
     return value
 
 
+# Commands with their own argument parsers, handed the rest of the command line.
+DELEGATED = {
+    "register": ("dispa.discovery.register", "main_register"),
+}
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in DELEGATED:
+        import importlib
+
+        module, function = DELEGATED[argv[0]]
+        return getattr(importlib.import_module(module), function)(argv[1:])
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(),

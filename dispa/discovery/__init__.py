@@ -1,0 +1,8 @@
+"""Service discovery: providers that find upstream endpoints, and the watcher that merges them.
+
+A provider (file, DNS, etcd, Consul, Kubernetes) emits its whole current view,
+``{pool: [DiscoveredEndpoint]}``, whenever it changes. The ``DiscoveryWatcher`` names each pool
+``pool@provider``, merges every provider's view, drops a result equal to the current one,
+throttles bursts, and hands the merged view to its ``on_change`` callback; ``apply_discovered``
+turns that into a new shared config for the cluster to replicate.
+"""

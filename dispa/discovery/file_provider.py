@@ -1,0 +1,54 @@
+"""The file provider: a YAML or JSON file ``{pool: [{address, weight, region}]}``, polled.
+
+Polling the modification time (and size) works on every file system, including the
+bind-mounted ConfigMaps and network shares where inotify stays silent. A file that does not
+parse keeps the last good view and reports the error; a missing file is an error too (a
+deploy that moves the file must not empty every pool). Write the file atomically (write a
+temporary file, then rename it over the old one): a half-written file may still parse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+
+import yaml
+
+from dispa.discovery.backoff import RetryBackoff
+from dispa.discovery.parse import parse_pools
+from dispa.discovery.provider import FollowingProvider, Pools
+
+
+def read_pools_file(path: Path) -> Pools:
+    text = path.read_text()
+    data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    return parse_pools(data if data is not None else {})
+
+
+class FileProvider(FollowingProvider):
+    kind = "file"
+
+    def __init__(
+        self,
+        name: str,
+        path: str | Path,
+        interval: float = 1.0,
+        backoff: RetryBackoff | None = None,
+    ) -> None:
+        super().__init__(name, backoff or RetryBackoff(initial=interval, maximum=30.0))
+        self.path = Path(path)
+        self.interval = interval
+
+    async def follow(self, publish) -> None:
+        seen: tuple[int, int] | None = None
+        while True:
+            stat = os.stat(self.path)
+            signature = (stat.st_mtime_ns, stat.st_size)
+            if signature != seen:
+                # Read in a thread: a file on a slow network share must not stall the loop.
+                pools = await asyncio.to_thread(read_pools_file, self.path)
+                seen = signature
+                await publish(pools)
+            await asyncio.sleep(self.interval)
