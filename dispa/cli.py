@@ -100,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "register", help="keep this service's endpoint registered in etcd (see --help)"
     )
+    ai = commands.add_parser("ai", help="the learning module's tools: ai score FILE.csv")
+    ai.add_argument("tool", choices=["score"], help="score: anomaly scores of a CSV series")
     purge = commands.add_parser("purge", help="purge cached responses on every edge")
     purge.add_argument(
         "--admin", default=default_admin, required=default_admin is None, help=admin_help
@@ -135,17 +137,18 @@ def _positive_int(text: str) -> int:
 
 # Commands with their own argument parsers, handed the rest of the command line.
 DELEGATED = {
-    "register": ("dispa.discovery.register", "main_register"),
+    ("register",): ("dispa.discovery.register", "main_register"),
+    ("ai", "score"): ("dispa.ai.score_cli", "main_score"),
 }
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in DELEGATED:
-        import importlib
+    for words, (module, function) in DELEGATED.items():
+        if tuple(argv[: len(words)]) == words:
+            import importlib
 
-        module, function = DELEGATED[argv[0]]
-        return getattr(importlib.import_module(module), function)(argv[1:])
+            return getattr(importlib.import_module(module), function)(argv[len(words) :])
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(),
