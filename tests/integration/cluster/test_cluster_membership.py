@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import yaml
+
 from .conftest import Cluster, CoreProcess, free_ports, probe_config, run_cli, wait_until
 
 
@@ -17,6 +19,10 @@ def test_a_core_is_added_serves_the_config_and_is_removed_again(cluster: Cluster
         admin_port=admin_port,
         peer_raft_ports=peers,
     )
+    # A core registers its own region when it starts: give it the one `members add` says,
+    # or whichever of the two writes lands last would win.
+    newcomer.config["node"]["region"] = "sa"
+    newcomer.config_path.write_text(yaml.safe_dump(newcomer.config, sort_keys=False))
     admin = cluster.cores[0].admin_address
     added = run_cli(
         "members", "add", "--admin", admin, "--id", "core-4",
