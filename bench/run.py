@@ -633,27 +633,14 @@ def start_proxy(ctx: Ctx, kind: str) -> tuple[subprocess.Popen[bytes], int]:
     admin_port = None
     header = None
     cwd = None
-    if kind == "nginx":
+    if kind in ("nginx", "nginx-cache"):
         (workdir / "tmp").mkdir(exist_ok=True)
-        conf = render(
-            "nginx-proxy.conf",
-            workdir / "nginx.conf",
-            PREFIX=workdir,
-            PORT=port,
-            UPSTREAM_PORT=upstream,
-            NOFILE=ctx.nofile,
-            WORKER_CONNECTIONS=ctx.args.idle_conns + 4096,
-        )
-        argv = [ctx.tools["nginx"], "-p", str(workdir), "-c", str(conf)]
-        argv += ["-e", str(workdir / "error.log"), "-g", "daemon off;"]
-    elif kind == "nginx-cache":
-        (workdir / "tmp").mkdir(exist_ok=True)
-        if os.geteuid() == 0:
+        if kind == "nginx-cache" and os.geteuid() == 0:
             # A root master runs its worker as `nobody`, which must reach the cache files
             # under the temp prefix (mkdtemp makes it 0700): let it traverse, not list.
             ctx.tmp.chmod(0o711)
         conf = render(
-            "nginx-cache.conf",
+            "nginx-proxy.conf" if kind == "nginx" else "nginx-cache.conf",
             workdir / "nginx.conf",
             PREFIX=workdir,
             PORT=port,

@@ -13,8 +13,7 @@ import asyncio
 import time
 
 from dispa.proxy import local_reply as reasons
-from dispa.proxy.client_identity import peer_identity
-from dispa.proxy.context import RequestContext
+from dispa.proxy.client_connection import accept_connection, request_context
 from dispa.proxy.events import Data, Request
 from dispa.proxy.exchange import NO_DEADLINE, Exchange
 from dispa.proxy.h1_parser import ProtocolError, RequestParser, UpgradeRequested
@@ -98,19 +97,7 @@ class H1ServerConnection(asyncio.Protocol):
     # ---------------------------------------------------------------- transport callbacks
 
     def connection_made(self, transport) -> None:
-        self.transport = transport
-        peer = transport.get_extra_info("peername")
-        if peer:
-            self.client_ip, self.client_port = peer[0], peer[1]
-        # On a TLS listener the handshake is over by now: the peer certificate is known.
-        ssl_object = transport.get_extra_info("ssl_object")
-        if ssl_object is not None:
-            self.scheme = "https"
-            self.client_identity = peer_identity(ssl_object)
-        gateway = self.gateway
-        gateway.connections.add(self)
-        gateway.stats.connections_accepted += 1
-        gateway.stats.connections_active += 1
+        accept_connection(self, transport)
         self._arm_timer(self.limits.header_timeout, "header")
 
     def data_received(self, data: bytes) -> None:
@@ -220,11 +207,7 @@ class H1ServerConnection(asyncio.Protocol):
         self._cancel_timer()
         if request.has_body:
             self._arm_timer(self.limits.body_timeout, "body")
-        ctx = RequestContext(
-            request, self.client_ip, self.client_port, self.listener.name, self.scheme, gateway.now
-        )
-        ctx.client_identity = self.client_identity
-        ctx.request_id = gateway.next_request_id(request.request_id)
+        ctx = request_context(self, request)
         self.request_http10 = request.http_version == "1.0"
         self.requests_served += 1
         limit = self.limits.max_requests_per_connection

@@ -30,8 +30,7 @@ from h2.settings import SettingCodes, Settings
 from hyperframe.frame import GoAwayFrame
 
 from dispa.proxy import local_reply as reasons
-from dispa.proxy.client_identity import peer_identity
-from dispa.proxy.context import RequestContext
+from dispa.proxy.client_connection import accept_connection, request_context
 from dispa.proxy.exchange import NO_DEADLINE, Exchange
 from dispa.proxy.h2_headers import MalformedRequest, request_from_headers
 from dispa.proxy.h2_stream import OUTPUT_HIGH_WATER, OUTPUT_LOW_WATER, H2Stream
@@ -132,18 +131,7 @@ class H2ServerConnection(asyncio.Protocol):
     # ---------------------------------------------------------------- transport callbacks
 
     def connection_made(self, transport) -> None:
-        self.transport = transport
-        peer = transport.get_extra_info("peername")
-        if peer:
-            self.client_ip, self.client_port = peer[0], peer[1]
-        ssl_object = transport.get_extra_info("ssl_object")
-        if ssl_object is not None:
-            self.scheme = "https"
-            self.client_identity = peer_identity(ssl_object)
-        gateway = self.gateway
-        gateway.connections.add(self)
-        gateway.stats.connections_accepted += 1
-        gateway.stats.connections_active += 1
+        accept_connection(self, transport)
         h2 = self.h2
         h2.initiate_connection()
         h2.increment_flow_control_window(CONNECTION_WINDOW - _DEFAULT_WINDOW)
@@ -258,11 +246,7 @@ class H2ServerConnection(asyncio.Protocol):
         stream = self.streams[stream_id] = H2Stream(self, stream_id, request)
         stream.request_ended = end_stream
         stream.last_read = gateway.now
-        ctx = RequestContext(
-            request, self.client_ip, self.client_port, self.listener.name, self.scheme, gateway.now
-        )
-        ctx.client_identity = self.client_identity
-        ctx.request_id = gateway.next_request_id(request.request_id)
+        ctx = request_context(self, request)
         exchange = Exchange(gateway, gateway.snapshot, stream, request, ctx)
         stream.exchange = exchange
         try:
