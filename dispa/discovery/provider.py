@@ -16,7 +16,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from dispa.discovery.backoff import RetryBackoff
@@ -94,19 +94,26 @@ class ProviderState:
     last_error: str | None = None
     last_success: float | None = None  # wall-clock time of the last good answer
     endpoints: int = 0  # in the last good view
+    pools: dict[str, int] = field(default_factory=dict)  # endpoints per pool, last good view
     consecutive_failures: int = 0
+    failures: int = 0  # since start
+    updates: int = 0  # changed views handed on, since start
+    retry_at: float | None = None  # wall-clock time of the next try while failing
 
     def record_success(self, pools: Pools, now: float) -> None:
         self.status = "ok"
         self.last_success = now
-        self.endpoints = sum(len(endpoints) for endpoints in pools.values())
+        self.pools = {pool: len(endpoints) for pool, endpoints in pools.items()}
+        self.endpoints = sum(self.pools.values())
         self.consecutive_failures = 0
+        self.retry_at = None
 
-    def record_failure(self, error: BaseException, now: float) -> None:
-        del now  # kept for symmetry: the failure time is in the logs
+    def record_failure(self, error: BaseException, now: float, retry_in: float = 0.0) -> None:
         self.status = "failing"
         self.last_error = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
         self.consecutive_failures += 1
+        self.failures += 1
+        self.retry_at = now + retry_in
 
 
 class FollowingProvider:
@@ -132,6 +139,7 @@ class FollowingProvider:
             self.backoff.reset()
             if view != self._last_view:
                 self._last_view = view
+                self.state.updates += 1
                 result = emit(view)
                 if asyncio.iscoroutine(result):
                     await result
@@ -148,8 +156,8 @@ class FollowingProvider:
                     # Cancelled while a library turned that into another error: stopping must
                     # still stop.
                     raise asyncio.CancelledError() from error
-                self.state.record_failure(error, self.clock())
                 delay = self.backoff.next_delay()
+                self.state.record_failure(error, self.clock(), delay)
                 log.warning(
                     "provider %s (%s) failing, keeping its last view, retry in %.1fs: %s",
                     self.name,

@@ -105,8 +105,10 @@ class DiscoveryWatcher:
                     await result
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("discovery: handing on the merged view failed; retrying")
+            except Exception as error:
+                # Expected now and then (another revision won, leadership moved): a line,
+                # not a traceback.
+                log.warning("discovery: handing on the merged view failed, retrying: %s", error)
                 self._dirty.set()
                 continue
             self.current = merged
