@@ -24,3 +24,8 @@ class Balancer:
         ``hash_key`` is given only to hashing policies (ring_hash, maglev); others ignore it.
         """
         raise NotImplementedError
+
+    def reweigh(self) -> None:
+        """Re-read the endpoints' weight factors (``weight_factor.py``) after AI steering
+        changed one; called off the per-request path, and only on a change."""
+        raise NotImplementedError

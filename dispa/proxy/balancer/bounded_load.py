@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from math import ceil
 from operator import attrgetter
 
+from dispa.proxy.balancer.weight_factor import effective_weights
 from dispa.proxy.endpoint import Endpoint
 
 _active_requests = attrgetter("active_requests")
@@ -38,10 +39,16 @@ class LoadBound:
             raise ValueError(f"bounded_load must be >= 1.0, got {factor!r}")
         self.endpoints = tuple(endpoints)
         self.factor = factor
-        total_weight = sum(endpoint.weight for endpoint in self.endpoints)
+        self.reweigh()
+
+    def reweigh(self) -> None:
+        """Recompute shares from effective weights (weight x AI factor)."""
+        weights = effective_weights(self.endpoints)
+        total_weight = sum(weights)
         # Each endpoint's factor-inflated share of the total load.
         self._share = {
-            endpoint: factor * endpoint.weight / total_weight for endpoint in self.endpoints
+            endpoint: self.factor * weight / total_weight
+            for endpoint, weight in zip(self.endpoints, weights, strict=True)
         }
 
     def capacity(self, endpoint: Endpoint, total_active: int) -> int:

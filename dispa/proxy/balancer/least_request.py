@@ -16,8 +16,9 @@ class LeastRequest(TwoChoices):
 
     Load is compared as (active_requests + 1) / weight, so with equal weights it is plain
     active_requests, and a weight-2 endpoint settles at twice the in-flight requests of a
-    weight-1 one (Envoy's active-request bias of 1.0). Sampling itself ignores weights.
+    weight-1 one (Envoy's active-request bias of 1.0). Sampling itself ignores weights; an
+    AI weight factor is applied to the winner (see two_choices).
     """
 
-    def cost(self, endpoint: Endpoint, other: Endpoint) -> float:
-        return (endpoint.active_requests + 1) * other.weight
+    def cost(self, endpoint: Endpoint, other_weight: float) -> float:
+        return (endpoint.active_requests + 1) * other_weight

@@ -20,6 +20,7 @@ from hashlib import blake2b
 from dispa.proxy.balancer.base import Balancer
 from dispa.proxy.balancer.bounded_load import LoadBound
 from dispa.proxy.balancer.stable_hash import hash64
+from dispa.proxy.balancer.weight_factor import damped_factors, keeps_turn
 from dispa.proxy.endpoint import Endpoint
 
 # Envoy's default: about 512 KiB of references per pool, and shares even to 1/65537.
@@ -72,6 +73,15 @@ class Maglev(Balancer):
             )
         self._table = build_table(self.endpoints, table_size) if self.endpoints else ()
         self._getrandbits = (rng or random.Random()).getrandbits
+        self._damped: dict[Endpoint, float] = {}
+        self.reweigh()
+
+    def reweigh(self) -> None:
+        # The table never changes with AI factors (rebuilding costs 0.1 s and moves other
+        # keys): a lowered endpoint passes a stable share of its keys to its next probes.
+        self._damped = damped_factors(self.endpoints)
+        if self._bound is not None:
+            self._bound.reweigh()
 
     def pick(self, hash_key: bytes | None = None) -> Endpoint | None:
         if len(self.endpoints) < 2:
@@ -82,6 +92,8 @@ class Maglev(Balancer):
             key_hash = int.from_bytes(blake2b(hash_key, digest_size=8).digest())
         table = self._table
         endpoint = table[key_hash % len(table)]
+        if self._damped and endpoint in self._damped:
+            endpoint = self._pass_on(endpoint, key_hash)
         if self._bound is None:
             return endpoint
         return self._bound.choose(endpoint, self._probe_after, key_hash)
@@ -92,6 +104,16 @@ class Maglev(Balancer):
         for endpoint in self._table:
             counts[endpoint] += 1
         return counts
+
+    def _pass_on(self, endpoint: Endpoint, key_hash: int) -> Endpoint:
+        """The first of the key's probes that keeps it; bits of the key's hash that neither
+        the slot nor the probe step use draw the chance, so a key stays where it went."""
+        draw = ((key_hash >> 16) & 0xFFFF) / 0x10000
+        damped = self._damped
+        for candidate in self._probe_after(key_hash):
+            if keeps_turn(damped.get(candidate), draw):
+                return candidate
+        return endpoint  # every probe was passed over: keep the table's choice
 
     def _probe_after(self, key_hash: int) -> Iterator[Endpoint]:
         table = self._table

@@ -7,6 +7,9 @@ makes the cost react at once to a stall, long before slow responses reach the av
 
 from __future__ import annotations
 
+from bisect import bisect_left
+
+from dispa.observe.stats import LATENCY_BUCKETS
 from dispa.proxy.balancer.two_choices import TwoChoices
 from dispa.proxy.endpoint import Endpoint
 
@@ -16,12 +19,14 @@ SMALLEST_LATENCY = 1e-9
 
 
 def observe_latency(endpoint: Endpoint, seconds: float, alpha: float = 0.3) -> None:
-    """Fold one response latency into ``endpoint.ewma_latency``.
+    """Fold one response latency into ``endpoint.ewma_latency`` (and count it by bucket).
 
     ``alpha`` (0 < alpha <= 1) is the weight of the new sample; the first sample is taken
     as is, so a new endpoint is not judged against an arbitrary starting value.
     """
     seconds = max(seconds, SMALLEST_LATENCY)
+    # The one count AI sampling needs per response (its p50/p99 per endpoint and second).
+    endpoint.latency_counts[bisect_left(LATENCY_BUCKETS, seconds)] += 1
     previous = endpoint.ewma_latency
     endpoint.ewma_latency = seconds if previous == 0.0 else previous + alpha * (seconds - previous)
 
@@ -34,5 +39,5 @@ class P2CEwma(TwoChoices):
     the requests.
     """
 
-    def cost(self, endpoint: Endpoint, other: Endpoint) -> float:
-        return endpoint.ewma_latency * (endpoint.active_requests + 1) * other.weight
+    def cost(self, endpoint: Endpoint, other_weight: float) -> float:
+        return endpoint.ewma_latency * (endpoint.active_requests + 1) * other_weight

@@ -27,6 +27,7 @@ from hashlib import blake2b
 
 from dispa.proxy.balancer.base import Balancer
 from dispa.proxy.balancer.bounded_load import LoadBound
+from dispa.proxy.balancer.weight_factor import damped_factors, keeps_turn
 from dispa.proxy.endpoint import Endpoint
 
 VNODES_PER_WEIGHT = 160
@@ -67,6 +68,15 @@ class RingHash(Balancer):
         self._points = [point for point, _, _ in ring]
         self._owners = tuple(self.endpoints[index] for _, _, index in ring)
         self._getrandbits = (rng or random.Random()).getrandbits
+        self._damped: dict[Endpoint, float] = {}
+        self.reweigh()
+
+    def reweigh(self) -> None:
+        # The ring itself never changes with AI factors (that would move other keys too):
+        # a lowered endpoint passes a stable share of its keys on clockwise instead.
+        self._damped = damped_factors(self.endpoints)
+        if self._bound is not None:
+            self._bound.reweigh()
 
     def pick(self, hash_key: bytes | None = None) -> Endpoint | None:
         owners = self._owners
@@ -79,9 +89,23 @@ class RingHash(Balancer):
         index = bisect_left(self._points, point)
         if index == len(owners):
             index = 0
+        if self._damped and owners[index] in self._damped:
+            index = self._pass_on(index, point)
         if self._bound is None:
             return owners[index]
         return self._bound.choose(owners[index], self._clockwise_after, index)
+
+    def _pass_on(self, index: int, point: int) -> int:
+        """The first owner clockwise from ``index`` that keeps the key; the key's own bits
+        draw the chance, so a key keeps going to the same endpoint."""
+        draw = (point & 0xFFFF) / 0x10000
+        damped = self._damped
+        owners = self._owners
+        for step in range(len(owners)):
+            candidate = (index + step) % len(owners)
+            if keeps_turn(damped.get(owners[candidate]), draw):
+                return candidate
+        return index  # unreachable: the highest-factor endpoint keeps every key
 
     def point_counts(self) -> dict[Endpoint, int]:
         """How many ring points each endpoint owns (its share is about count / ring size)."""

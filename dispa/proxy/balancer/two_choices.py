@@ -9,6 +9,7 @@ import random
 from collections.abc import Sequence
 
 from dispa.proxy.balancer.base import Balancer
+from dispa.proxy.balancer.weight_factor import damped_factors, keeps_turn
 from dispa.proxy.endpoint import Endpoint
 
 
@@ -16,6 +17,15 @@ class TwoChoices(Balancer):
     def __init__(self, endpoints: Sequence[Endpoint], *, rng: random.Random | None = None) -> None:
         super().__init__(endpoints)
         self._random = (rng or random.Random()).random
+        self.reweigh()
+
+    def reweigh(self) -> None:
+        # Costs are cross-multiplied by the other endpoint's configured weight; the AI factor
+        # is applied to the winner instead: a lowered endpoint that wins its draw keeps the
+        # request only with probability factor. Folding the factor into the weight would
+        # zero it whenever the pool is idle (cost ties always go to the heavier one).
+        self._weights = tuple(endpoint.weight for endpoint in self.endpoints)
+        self._damped = damped_factors(self.endpoints)
 
     def pick(self, hash_key: bytes | None = None) -> Endpoint | None:
         endpoints = self.endpoints
@@ -28,9 +38,15 @@ class TwoChoices(Balancer):
         if second_index >= first_index:
             second_index += 1
         first, second = endpoints[first_index], endpoints[second_index]
+        weights = self._weights
         # Ties go to the first: it is already a uniformly random member of the pair.
-        return second if self.cost(second, first) < self.cost(first, second) else first
+        if self.cost(second, weights[first_index]) < self.cost(first, weights[second_index]):
+            first, second = second, first
+        damped = self._damped
+        if damped and not keeps_turn(damped.get(first), self._random()):
+            return second
+        return first
 
-    def cost(self, endpoint: Endpoint, other: Endpoint) -> float:
+    def cost(self, endpoint: Endpoint, other_weight: float) -> float:
         """The endpoint's cost, scaled by the other's weight (cross-multiplied, no division)."""
         raise NotImplementedError

@@ -13,6 +13,7 @@ from itertools import cycle
 from math import gcd
 
 from dispa.proxy.balancer.base import Balancer
+from dispa.proxy.balancer.weight_factor import integer_weights
 from dispa.proxy.endpoint import Endpoint
 
 # The sequence repeats every sum(weights) / gcd(weights) picks. When computing one period
@@ -27,14 +28,20 @@ class WeightedRoundRobin(Balancer):
         self, endpoints: Sequence[Endpoint], *, schedule_budget: int = SCHEDULE_BUDGET
     ) -> None:
         super().__init__(endpoints)
-        self._weights = [endpoint.weight for endpoint in self.endpoints]
+        self._schedule_budget = schedule_budget
+        self.reweigh()
+
+    def reweigh(self) -> None:
+        # Effective weights in whole units (weight x AI factor steps): with no factor
+        # lowered, every weight is scaled alike and the sequence is the configured one.
+        self._weights = integer_weights(self.endpoints)
         self._total_weight = sum(self._weights)
         self._current = [0] * len(self.endpoints)
         period = self._total_weight // reduce(gcd, self._weights, 0) if self.endpoints else 0
         if len(set(self._weights)) <= 1:
             # Equal weights: the smooth sequence is plain rotation in list order.
             self._schedule = cycle(self.endpoints)
-        elif period * len(self.endpoints) <= schedule_budget:
+        elif period * len(self.endpoints) <= self._schedule_budget:
             self._schedule = cycle([self._pick_live() for _ in range(period)])
         else:
             self._schedule = None
