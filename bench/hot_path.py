@@ -44,10 +44,12 @@ class MemoryTransport:
 
     def __init__(self, peer=("127.0.0.1", 40000)) -> None:
         self.written = 0
+        self.writes = 0
         self.peer = peer
 
     def write(self, data: bytes) -> None:
         self.written += len(data)
+        self.writes += 1
 
     def get_extra_info(self, name, default=None):
         return self.peer if name == "peername" else default
@@ -72,7 +74,8 @@ async def measure(config_text: str, requests: int) -> float:
     await gateway.apply(load_text(config_text))
     endpoint = gateway.snapshot.upstreams["app"].endpoints[0]
     upstream = UpstreamConnection(endpoint.pool)
-    upstream.connection_made(MemoryTransport())
+    upstream_transport = MemoryTransport()
+    upstream.connection_made(upstream_transport)
     endpoint.pool.put(upstream, time.monotonic())
     listener = next(iter(gateway.listeners.values())).config
     # The HTTP/1.1 connection itself (a listener's sniffer hands each new connection to
@@ -85,7 +88,10 @@ async def measure(config_text: str, requests: int) -> float:
         client.data_received(REQUEST)
         upstream.data_received(RESPONSE)
     elapsed = time.perf_counter() - started
-    assert client_transport.written > 0 and endpoint.pool.idle, "the exchange did not complete"
+    # Every request went upstream in one write and every answer came back in one write.
+    assert upstream_transport.writes == requests, "a request was not forwarded"
+    assert client_transport.writes == requests, "a response did not reach the client"
+    assert endpoint.pool.idle, "the upstream connection did not return to its pool"
     return elapsed / requests * 1e6
 
 

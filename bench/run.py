@@ -39,6 +39,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# bench/protocols.py (the HTTP/2 and TLS cases) takes its helpers from this script as `run`.
+sys.modules.setdefault("run", sys.modules[__name__])
+import protocols  # noqa: E402
+
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 CONF_DIR = BENCH_DIR / "conf"
@@ -57,6 +61,7 @@ ALL_CASES = (
     "haproxy",
     "nginx-cache",
     "dispa-edge-cache",
+    *protocols.CASES,
     "memory",
 )
 MEMORY_SERVERS = ("dispa-minimal", "nginx", "haproxy")
@@ -76,7 +81,12 @@ CACHE_BODY = b"cached ok"
 CACHE_HIT_HEADER = {"nginx-cache": "x-cache-status", "dispa-edge-cache": "x-cache"}
 CACHE_UPSTREAM_MAX_PCT = 5.0
 
-APT_PACKAGES = {"nginx": "nginx-light", "haproxy": "haproxy", "wrk": "wrk"}
+APT_PACKAGES = {
+    "nginx": "nginx-light",
+    "haproxy": "haproxy",
+    "wrk": "wrk",
+    **protocols.APT_PACKAGES,
+}
 EXTRA_PATH = ("/usr/sbin", "/sbin", "/usr/local/sbin")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -938,6 +948,7 @@ def compute_summary(results: dict[str, Any]) -> dict[str, Any]:
                 _fmt(mem, ".1f", "-") + (" MiB" if mem is not None else ""),
             ),
             cache_hit,
+            *protocols.summary_targets(results),
         ],
     }
 
@@ -1079,6 +1090,8 @@ def print_report(results: dict[str, Any]) -> None:
         ratio = results["summary"]["cache_hit_ratio"]
         if ratio is not None:
             log(f"dispa-edge-cache / nginx-cache: {ratio:.2f}x req/s")
+    if protocols.report_text(results):
+        log(protocols.report_text(results))
     if any_noisy(results):
         log(NOISY_NOTE)
     mrows = memory_rows(results)
@@ -1126,6 +1139,7 @@ def docs_section(results: dict[str, Any]) -> str:
                 f"(`{results['command']}`).",
                 "",
             ]
+    lines += protocols.report_markdown(results)
     if any_noisy(results):
         lines += [NOISY_NOTE, ""]
     mrows = memory_rows(results)
@@ -1206,6 +1220,7 @@ def main(argv: list[str] | None = None) -> int:
         want_tools.append("wrk")
     if "haproxy" in sel or memory:
         want_tools.append("haproxy")
+    want_tools += protocols.tools_needed(sel)
     try:
         tools = ensure_tools(want_tools)
     except BenchError as exc:
@@ -1278,6 +1293,7 @@ def main(argv: list[str] | None = None) -> int:
                 failures.append({"case": kind, "error": str(exc)})
             if upstream.poll() is not None:
                 raise BenchError(f"upstream nginx exited:\n{procs.tail(upstream)}")
+        protocols.run_cases(ctx, results)
         if memory:
             for kind in MEMORY_SERVERS:
                 try:
