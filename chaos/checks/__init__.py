@@ -1,0 +1,1 @@
+"""The drill's invariant checkers: pure functions from what was recorded to a Verdict."""
