@@ -4,9 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SYSTEM_STAMP := .system-packages.installed
-SYSTEM_PACKAGES := curl nginx-light haproxy wrk etcd-server etcd-client dnsmasq
+SYSTEM_PACKAGES := curl nginx-light haproxy wrk etcd-server etcd-client dnsmasq pebble systemd nghttp2-client openssl iproute2 nftables
 
-.PHONY: setup system-packages demo test test-slow lint format bench bench-cluster clean
+.PHONY: setup system-packages demo test test-slow lint format bench bench-cluster drill clean
 
 setup: $(STAMP)
 
@@ -29,25 +29,31 @@ demo: setup
 	$(VENV)/bin/dispa demo
 
 test: setup system-packages
-	$(VENV)/bin/ruff check dispa tests bench
+	$(VENV)/bin/ruff check dispa tests bench chaos
 	$(PY) -m pytest --cov=dispa --cov-report=term:skip-covered --cov-fail-under=85 -q
 
 test-slow: setup system-packages
 	$(PY) -m pytest -m slow -q
 
 lint: setup
-	$(VENV)/bin/ruff check dispa tests bench
-	$(VENV)/bin/ruff format --check dispa tests bench
+	$(VENV)/bin/ruff check dispa tests bench chaos
+	$(VENV)/bin/ruff format --check dispa tests bench chaos
 
 format: setup
-	$(VENV)/bin/ruff format dispa tests bench
-	$(VENV)/bin/ruff check --fix dispa tests bench
+	$(VENV)/bin/ruff format dispa tests bench chaos
+	$(VENV)/bin/ruff check --fix dispa tests bench chaos
 
 bench: setup system-packages
 	$(PY) bench/run.py $(ARGS)
 
 bench-cluster: setup system-packages
 	$(PY) bench/cluster.py $(ARGS)
+
+# Every chaos drill, longer than in `make test`, one after another, then a summary table
+# (reports in drill-reports/). Needs root for the network namespaces. DURATION=60s to change.
+DURATION ?= 30s
+drill: setup system-packages
+	$(VENV)/bin/dispa drill run all --duration $(DURATION) --report-dir drill-reports
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .coverage *.egg-info

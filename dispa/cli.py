@@ -100,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "register", help="keep this service's endpoint registered in etcd (see --help)"
     )
+    commands.add_parser(
+        "drill", help="chaos and failover drills: drill list, drill run NAME (see --help)"
+    )
     ai = commands.add_parser("ai", help="the learning module's tools: ai score FILE.csv")
     ai.add_argument("tool", choices=["score"], help="score: anomaly scores of a CSV series")
     purge = commands.add_parser("purge", help="purge cached responses on every edge")
@@ -139,6 +142,7 @@ def _positive_int(text: str) -> int:
 DELEGATED = {
     ("register",): ("dispa.discovery.register", "main_register"),
     ("ai", "score"): ("dispa.ai.score_cli", "main_score"),
+    ("drill",): ("chaos.cli", "main_drill"),
 }
 
 

@@ -121,7 +121,9 @@ DESCRIPTIONS: dict[str, str] = {
     "upstreams[].hash.bounded_load": "Balance factor of consistent hashing with bounded "
     "loads: no endpoint takes more than this many times its weighted share of the requests "
     "in flight; a key whose endpoint is full goes to its next candidate. At least 1.0.",
-    "upstreams[].endpoints": "The servers of the pool. An address may appear only once.",
+    "upstreams[].endpoints": "The servers of the pool. An address may appear only once. "
+    "At least one is needed, unless `discovery` names a pool: its endpoints then replace "
+    "these.",
     "upstreams[].endpoints[].address": "The endpoint as `host:port`. The host is an IP "
     "address or a name resolved when a connection is opened.",
     "upstreams[].endpoints[].weight": "Relative share of traffic, for the policies that use "
@@ -323,6 +325,114 @@ for _key in [k for k in DESCRIPTIONS if k.startswith("{filters}")]:
     _text = DESCRIPTIONS.pop(_key)
     for _where in _FILTER_LISTS:
         DESCRIPTIONS[_key.replace("{filters}", _where)] = _text
+
+# Service discovery (docs/discovery.md): fields every provider has, then each one's own.
+_PROVIDER = "discovery.providers[type={}]"
+_PROVIDER_COMMON = {
+    "": "",  # the provider's own row, filled in below
+    ".name": "Unique name of the provider; its pools are named `POOL@NAME`.",
+    ".type": "Which provider this is.",
+    ".retry": "Backoff after a failed read of the source (the last good endpoints stay).",
+    ".retry.initial": "First wait before retrying; it doubles after each failure, with jitter.",
+    ".retry.maximum": "Longest wait between retries.",
+}
+_PROVIDER_OWN = {
+    "file": "Endpoints from a YAML or JSON file `{pool: [{address, weight, region}]}`, "
+    "polled for changes. Replace the file atomically (write, then rename).",
+    "dns": "Endpoints from DNS: A/AAAA records (re-resolved after their TTL) or SRV "
+    "records (priority picks the set, weight becomes the endpoint weight).",
+    "etcd": "Endpoints registered in etcd under `PREFIX/POOL/INSTANCE`, watched from the "
+    "last revision; `dispa register` keeps a lease-bound registration alive.",
+    "consul": "Passing instances of Consul services, followed with blocking queries.",
+    "kubernetes": "Ready endpoints of Services, from their EndpointSlices, followed with a "
+    "resumable watch.",
+}
+for _kind, _own in _PROVIDER_OWN.items():
+    for _suffix, _text in _PROVIDER_COMMON.items():
+        DESCRIPTIONS[_PROVIDER.format(_kind) + _suffix] = _text or _own
+DESCRIPTIONS.update(
+    {
+        "discovery": "Providers of upstream endpoints (file, DNS, etcd, Consul, Kubernetes); "
+        "see [docs/discovery.md](discovery.md).",
+        "discovery.providers": "The providers. On a core cluster they run on the Raft leader "
+        "only, and every change becomes a new config revision.",
+        "discovery.throttle": "Shortest time between two configs made from discovered "
+        "endpoints; changes in between are merged, the latest wins.",
+        "upstreams[].discovery": "Take the endpoints from pool `POOL` of provider `PROVIDER` "
+        "(written `POOL@PROVIDER`). `endpoints` may then be left out: the upstream answers "
+        "503 until the pool has endpoints, and is never emptied by a source that fails.",
+        _PROVIDER.format("file") + ".path": "The endpoints file.",
+        _PROVIDER.format("file") + ".interval": "How often the file's modification time is "
+        "checked.",
+        _PROVIDER.format("dns") + ".server": "The DNS server as `host:port`; by default the "
+        "first nameserver of /etc/resolv.conf.",
+        _PROVIDER.format("dns") + ".timeout": "Longest wait for one DNS answer.",
+        _PROVIDER.format("dns") + ".min_interval": "Shortest time between two resolutions, "
+        "whatever the records' TTL.",
+        _PROVIDER.format("dns") + ".max_interval": "Longest time between two resolutions, "
+        "whatever the records' TTL.",
+        _PROVIDER.format("dns") + ".pools": "The pools and the query behind each.",
+        _PROVIDER.format("dns") + ".pools.NAME.query": "The name to resolve (for SRV, like "
+        "`_http._tcp.api.internal`).",
+        _PROVIDER.format("dns") + ".pools.NAME.record": "The record type asked for.",
+        _PROVIDER.format("dns") + ".pools.NAME.port": "The endpoints' port, for A and AAAA "
+        "(SRV records carry theirs).",
+        _PROVIDER.format("dns") + ".pools.NAME.weight": "The weight of every address, for A "
+        "and AAAA (SRV records carry theirs).",
+        _PROVIDER.format("dns") + ".pools.NAME.region": "The region of the pool's endpoints.",
+        _PROVIDER.format("etcd") + ".endpoints": "etcd client URLs, like `http://10.0.0.1:2379`.",
+        _PROVIDER.format("etcd") + ".prefix": "The key prefix; keys are "
+        "`PREFIX/POOL/INSTANCE`, values `{address, weight, region}` as JSON.",
+        _PROVIDER.format("etcd") + ".timeout": "Longest wait for one etcd call.",
+        _PROVIDER.format("consul") + ".address": "The Consul agent's HTTP API.",
+        _PROVIDER.format("consul") + ".token_file": "A file holding the ACL token to send.",
+        _PROVIDER.format("consul") + ".wait": "Seconds a blocking query may be held by "
+        "Consul before it answers unchanged.",
+        _PROVIDER.format("consul") + ".pools": "The pools and the service behind each.",
+        _PROVIDER.format("consul") + ".pools.NAME.service": "The Consul service name.",
+        _PROVIDER.format("consul") + ".pools.NAME.tag": "Only instances with this tag.",
+        _PROVIDER.format("consul") + ".pools.NAME.datacenter": "The datacenter to ask; the "
+        "agent's own by default.",
+        _PROVIDER.format("consul") + ".pools.NAME.region": "The region of the pool's "
+        "endpoints (an instance's `Meta.region` wins).",
+        _PROVIDER.format("kubernetes") + ".kubeconfig": "A kubeconfig file; leave it out "
+        "inside a pod to use its service account.",
+        _PROVIDER.format("kubernetes") + ".context": "The kubeconfig context; its current "
+        "one by default.",
+        _PROVIDER.format("kubernetes") + ".watch_timeout": "Seconds one watch request may "
+        "last before it is renewed from the last resourceVersion.",
+        _PROVIDER.format("kubernetes") + ".pools": "The pools and the Service behind each.",
+        _PROVIDER.format("kubernetes") + ".pools.NAME.service": "The Service name.",
+        _PROVIDER.format("kubernetes") + ".pools.NAME.port": "The Service port's name; the "
+        "slice's only port when left out.",
+        _PROVIDER.format("kubernetes") + ".pools.NAME.namespace": "The namespace; the pod's "
+        "own (or the kubeconfig context's) by default.",
+        _PROVIDER.format("kubernetes") + ".pools.NAME.region": "The region of the pool's "
+        "endpoints.",
+    }
+)
+
+# ACME certificates (docs/acme.md).
+DESCRIPTIONS.update(
+    {
+        "acme": "Certificates from an ACME server (Let's Encrypt, or any RFC 8555 CA), for a "
+        "core cluster only: the Raft leader orders, every core and edge answers the HTTP-01 "
+        "challenges and serves the certificate; see [docs/acme.md](acme.md). A single "
+        "gateway (`dispa run`) refuses it.",
+        "acme.directory": "The ACME server's directory URL, like "
+        "`https://acme-v02.api.letsencrypt.org/directory`.",
+        "acme.email": "The account's contact address, for the CA's expiry notices.",
+        "acme.domains": "The DNS names of the one certificate, each proven by HTTP-01 "
+        "(no wildcards); every name must reach a node's plaintext listener on port 80.",
+        "acme.renew_before": "Renew when the certificate expires within this long (but never "
+        "before a third of its lifetime has passed).",
+        "acme.ca_bundle": "PEM file of the roots that the ACME server's HTTPS certificate "
+        "chains to, on every core; the system's roots when left out.",
+        "listeners[].tls.acme": "On cores and edges: also serve the certificate the cluster "
+        "obtains by ACME (`acme`), chosen by SNI like the others; until one is issued a "
+        "self-signed placeholder is served. `certificates` may then be left out.",
+    }
+)
 
 # Defaults shown as words where the value alone would mislead.
 DEFAULT_NOTES = {
@@ -545,6 +655,9 @@ SECTION_WORDS = {
     schema.HeaderMatch: "header conditions",
 }
 
+# Lists of sections told apart by `type`, by field name: (plural, singular).
+UNION_WORDS = {"providers": ("providers", "provider")}
+
 # ------------------------------------------------------------------ local replies
 
 # reason -> (status, meaning). Every reason constant of local_reply.py must be here or in
@@ -573,8 +686,9 @@ LOCAL_REPLIES: dict[str, tuple[str, str]] = {
     ),
     "unsupported_upgrade": (
         "501",
-        "The client sent CONNECT: Dispa does not tunnel. Other Upgrade offers (WebSocket, "
-        "h2c) are ignored and the request is answered as HTTP/1.1.",
+        "The client sent CONNECT (an HTTP/2 CONNECT without `:protocol websocket` too): "
+        "Dispa does not tunnel. A WebSocket upgrade is forwarded; other Upgrade offers (h2c) "
+        "are ignored and the request is answered as HTTP/1.1.",
     ),
     "not_cached": (
         "504",
@@ -898,15 +1012,20 @@ def walk(
                 else:
                     children += child(item, f"{path}[]")
             elif members is not None:
-                kind = "list of filters, each chosen by its `type`" + suffix
+                plural, singular = UNION_WORDS.get(path.rpartition(".")[2], ("filters", "filter"))
+                kind = f"list of {plural}, each chosen by its `type`" + suffix
                 for member in members:
                     value = _discriminator_value(member)
                     member_path = f"{path}[type={value}]"
                     walked = child(member, member_path)
-                    walked[0].rows.insert(0, _union_member_row(member_path, file))
+                    walked[0].rows.insert(0, _union_member_row(member_path, file, singular))
                     children += walked
             else:
                 kind = _scalar_kind(annotation, metadata) + suffix
+        elif origin is dict and len(args) == 2 and _is_model(args[1]):
+            # Sections keyed by a name the operator chooses (a provider's pools).
+            kind = f"map of names to {SECTION_WORDS.get(args[1], 'sections')}{suffix}"
+            children += child(args[1], f"{path}.NAME")
         else:
             kind = _scalar_kind(annotation, metadata)
             if optional:
@@ -923,8 +1042,8 @@ def walk(
     return [section, *children]
 
 
-def _union_member_row(path: str, file: ConfigFile) -> Row:
-    return Row(path, "filter", "-", describe(path, None, file))
+def _union_member_row(path: str, file: ConfigFile, word: str = "filter") -> Row:
+    return Row(path, word, "-", describe(path, None, file))
 
 
 def describe(path: str, field: FieldInfo | None, file: ConfigFile | None = None) -> str:

@@ -67,12 +67,15 @@ async def upstreams(request: web.Request) -> web.Response:
     return web.json_response(request.app[VIEW_KEY].upstreams_document())
 
 
-def build_admin_app(view: AdminView, extra_routes=()) -> web.Application:
+def build_admin_app(view: AdminView, extra_routes=(), collectors=()) -> web.Application:
     """The admin app; ``extra_routes`` (aiohttp RouteDefs, e.g. a core node's cluster API)
-    take precedence over a default route with the same method and path."""
+    take precedence over a default route with the same method and path; ``collectors``
+    add Prometheus families to /metrics (e.g. discovery's)."""
     app = web.Application(middlewares=[json_errors])
     app[VIEW_KEY] = view
     app[REGISTRY_KEY] = build_registry(view)
+    for collector in collectors:
+        app[REGISTRY_KEY].register(collector)
     app.router.add_routes(extra_routes)
     taken = {(route.method, route.path) for route in extra_routes}
     defaults = [
@@ -97,10 +100,14 @@ class AdminServer:
         await self._runner.cleanup()
 
 
-async def start_admin(view: AdminView, host: str, port: int, extra_routes=()) -> AdminServer:
+async def start_admin(
+    view: AdminView, host: str, port: int, extra_routes=(), collectors=()
+) -> AdminServer:
     # No access log: scrapes and probes every few seconds would drown the gateway's own.
     runner = web.AppRunner(
-        build_admin_app(view, extra_routes), access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT
+        build_admin_app(view, extra_routes, collectors),
+        access_log=None,
+        shutdown_timeout=SHUTDOWN_TIMEOUT,
     )
     await runner.setup()
     try:

@@ -23,6 +23,7 @@ from dispa.config.errors import ConfigError
 from dispa.config.load import build_model, parse_text
 from dispa.config.schema import Gateway, Listener
 from dispa.config.validate import cross_check
+from dispa.discovery.merge import carry_discovered_endpoints
 from dispa.observe.metrics import CONTENT_TYPE, render
 
 PEER_TIMEOUT = 1.0
@@ -46,6 +47,7 @@ def _cross_check_shared(shared: SharedConfig) -> list[str]:
         filters=shared.filters,
         rate_limits=shared.rate_limits,
         regions=shared.regions,
+        discovery=shared.discovery,
     )
     return cross_check(probe)
 
@@ -121,8 +123,9 @@ def cluster_routes(node) -> list:
         return write_answer(result)
 
     async def dry_run(request: web.Request) -> web.Response:
-        config = await read_config_body(request)
         state = node.store.state
+        # As the commit would: discovered endpoints are kept where the config lists none.
+        config = carry_discovered_endpoints(state.current_config(), await read_config_body(request))
         diff = config_diff(state.current_config(), config, f"revision {state.revision}", "proposed")
         return web.json_response(
             {

@@ -746,6 +746,15 @@ class EtcdClusterStore:
         await self._mirror.wait_seen(committed, self.timeouts.mirror)
         return result
 
+    # ------------------------------------------------------------------ ACME
+
+    async def acme(self, command, args):
+        # ACME orders are driven by the Raft leader; cores on etcd have none.
+        raise CommandFailed(
+            "ACME certificates need the embedded Raft store (cluster.store: raft)",
+            maybe_committed=False,
+        )
+
     # ------------------------------------------------------------------ restore
 
     async def restore_state(self, plain):

@@ -16,6 +16,11 @@ import time
 
 from pydantic import ValidationError
 
+from dispa.ai.gateway_ai import admin_extras, start_gateway_ai
+from dispa.cluster.acme_api import acme_routes
+from dispa.cluster.acme_install import ManagedCertificates
+from dispa.cluster.acme_manager import AcmeManager
+from dispa.cluster.acme_metrics import AcmeCollector
 from dispa.cluster.admin_api import cluster_routes
 from dispa.cluster.bridge import CommandFailed
 from dispa.cluster.quota_client import LeasedQuota
@@ -25,6 +30,8 @@ from dispa.cluster.store import ClusterStore, RaftClusterStore
 from dispa.cluster.watch_api import watch_routes
 from dispa.config.cluster import CoreConfig, SharedConfig, gateway_for_node, waiting_gateway
 from dispa.config.schema import split_address
+from dispa.discovery.leader import LeaderDiscovery
+from dispa.discovery.status import DiscoveryCollector, providers_route
 from dispa.proxy.server import Gateway, ListenError
 from dispa.runtime.view import LocalGatewayView
 
@@ -51,6 +58,9 @@ class CoreNode:
         self._changed = asyncio.Event()
         self._loop = asyncio.get_running_loop()
         self.started = time.time()
+        # ACME: orders made while this core leads; certificates served by every core.
+        self.acme = AcmeManager(self)
+        self.acme_tls = ManagedCertificates(config.node.data_dir)
 
     # ---------------------------------------------------------------- start and stop
 
@@ -76,8 +86,20 @@ class CoreNode:
         host, port = split_address(self.config.admin.address)
         from dispa.admin.app import start_admin
 
+        # Discovery providers run on the Raft leader only (LeaderDiscovery follows the role).
+        self.discovery = LeaderDiscovery(self)
+        self.ai = start_gateway_ai(self.gateway)  # learns off the request path; see docs/ai.md
+        ai_routes, ai_collectors = admin_extras(self.ai)
         self.admin = await start_admin(
-            LocalGatewayView(self.gateway), host, port, cluster_routes(self) + watch_routes(self)
+            LocalGatewayView(self.gateway),
+            host,
+            port,
+            cluster_routes(self)
+            + watch_routes(self)
+            + acme_routes(self)
+            + [providers_route(self.discovery)]
+            + ai_routes,
+            [DiscoveryCollector(self.discovery), AcmeCollector(self), *ai_collectors],
         )
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
@@ -86,7 +108,9 @@ class CoreNode:
         tasks = [
             asyncio.create_task(self._apply_loop()),
             asyncio.create_task(self._register()),
+            asyncio.create_task(self.acme.run()),
             asyncio.create_task(self.gateway.sessions.expire_forever(time.time, self._is_leader)),
+            asyncio.create_task(self.discovery.run()),
         ]
         self._apply_wanted.set()  # apply whatever the journal already holds
         log.info(
@@ -99,6 +123,8 @@ class CoreNode:
         await self.stopping.wait()
         for task in tasks:
             task.cancel()
+        await self.discovery.stop()
+        self.ai.stop()
         await self.gateway.drain(self.gateway.snapshot.config.drain_timeout)
         await self.admin.close()
         await self.store.stop()
@@ -183,13 +209,17 @@ class CoreNode:
             state = self.store.state
             revision = state.revision
             shared = state.current_config()
-            if shared is None or revision == self.applied_revision:
+            acme_changed = self.acme_tls.take(state.acme.served())
+            if shared is None or (revision == self.applied_revision and not acme_changed):
                 continue
             await self._apply(revision, shared)
 
     async def _apply(self, revision: int, shared: dict) -> None:
         try:
-            gateway_config = gateway_for_node(self.config, SharedConfig.model_validate(shared))
+            shared_model = SharedConfig.model_validate(shared)
+            gateway_config = self.acme_tls.overlay(
+                gateway_for_node(self.config, shared_model), shared_model.acme
+            )
             await self.gateway.apply(
                 gateway_config, source=f"cluster revision {revision}", revision=revision
             )
@@ -200,6 +230,7 @@ class CoreNode:
             return
         self.applied_revision = revision
         self.applied_at = time.time()
+        self.acme_tls.applied_seq = self.acme_tls.served["seq"]
 
     # ---------------------------------------------------------------- status
 

@@ -78,6 +78,10 @@ class LeasedQuota:
         # limit name -> the share this node may admit per window while cut off
         self.fallback_limits: dict[str, int] = {}
         self._tasks: set[asyncio.Task] = set()
+        # (limit, key) -> requests per second this node expects, set by the AI forecaster:
+        # max(recent rate, forecast). A lease asks for enough to cover it until the window
+        # ends, so a rise in demand is leased ahead instead of after the tokens run out.
+        self.demand_hints: dict[tuple[str, str], float] = {}
 
     # ------------------------------------------------------------------ the hot path
 
@@ -135,6 +139,9 @@ class LeasedQuota:
             want = slot.last_grant * 2  # demand outran the last slice: ask for more
         else:
             want = max(1, math.ceil(limit * FIRST_SHARE / nodes))
+        expected = self.demand_hints.get((limit_name, key))
+        if expected:
+            want = max(want, math.ceil(expected * (slot.window + window - now)))
         want = min(want, limit)
         slot.pending = True
         task = asyncio.get_running_loop().create_task(

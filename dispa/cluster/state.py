@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import math
 
+from dispa.cluster.acme_state import AcmeState
+from dispa.discovery.merge import carry_discovered_endpoints
+
 # Config revisions kept for history and rollback.
 HISTORY_LIMIT = 100
 # Sessions kept at most; past this the ones closest to expiry are dropped first.
@@ -49,6 +52,8 @@ class ClusterState:
         self.purge_seq = 0
         # edge name -> {"region", "admin", "revision", "purge_seq", "seen"}
         self.edges: dict[str, dict] = {}
+        # ACME account, order in progress and certificate (see acme_state.py)
+        self.acme = AcmeState()
 
     # ------------------------------------------------------------------ config
 
@@ -65,6 +70,9 @@ class ClusterState:
             return _refuse("config must be a mapping")
         if expected_revision is not None and expected_revision != self.revision:
             return _refuse("stale revision", revision=self.revision)
+        # A config that names a discovered pool but lists no endpoints keeps the ones found
+        # so far, or every operator write would empty those upstreams for a moment.
+        config = carry_discovered_endpoints(self.current_config(), config)
         current = self.history.get(str(self.revision))
         if current is not None and current["config"] == config:
             return {"ok": True, "revision": self.revision, "unchanged": True}
@@ -284,6 +292,7 @@ class ClusterState:
             "purges": self.purges,
             "purge_seq": self.purge_seq,
             "edges": self.edges,
+            "acme": self.acme.to_plain(),
         }
 
     @classmethod
@@ -297,4 +306,5 @@ class ClusterState:
         state.purges = [dict(p) for p in data.get("purges", [])]
         state.purge_seq = int(data.get("purge_seq", 0))
         state.edges = {k: dict(v) for k, v in data.get("edges", {}).items()}
+        state.acme = AcmeState.from_plain(data.get("acme"))
         return state

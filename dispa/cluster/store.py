@@ -50,6 +50,7 @@ class ClusterStore(Protocol):
         self, name: str, region: str, admin: str, revision: int, purge_seq: int, now: float
     ) -> dict: ...
     async def change_membership(self, add: bool, raft_address: str) -> None: ...
+    async def acme(self, command: str, args: dict) -> dict: ...
 
 
 _ROLES = {0: "follower", 1: "candidate", 2: "leader"}
@@ -135,6 +136,9 @@ class RaftClusterStore:
 
     async def report_edge(self, name, region, admin, revision, purge_seq, now):
         return await self._run("report_edge", name, region, admin, revision, purge_seq, now)
+
+    async def acme(self, command, args):
+        return await self._run("acme", command, args)
 
     async def change_membership(self, add: bool, raft_address: str) -> None:
         """Add or remove a Raft member; raises CommandFailed when refused or unconfirmed."""

@@ -72,6 +72,7 @@ def watch_routes(node) -> list:
     async def watch(request: web.Request) -> web.StreamResponse:
         revision = _int_param(request, "from", 0)
         purge_seq = _int_param(request, "purges", -1)
+        acme_seq = _int_param(request, "acme", -1)  # what ACME state the edge serves
         response = web.StreamResponse(headers={"Content-Type": CONTENT_TYPE})
         await response.prepare(request)
         last_sent = 0.0
@@ -86,6 +87,9 @@ def watch_routes(node) -> list:
                 for purge in purge_messages(state, purge_seq):
                     frames.append(purge)
                     purge_seq = purge["seq"]
+                if state.acme.seq > acme_seq:
+                    frames.append({"type": "acme", **state.acme.served()})
+                    acme_seq = state.acme.seq
                 now = time.monotonic()
                 if not frames and now - last_sent >= HEARTBEAT:
                     frames.append(

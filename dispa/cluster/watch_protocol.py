@@ -8,6 +8,8 @@ frame is a 4-byte big-endian length and a msgpack map compressed with zstandard:
                                               top-level sections changed since ``base``
     {"type": "purge", "seq", "urls", "tags"}  a cache purge to apply
     {"type": "purge_all", "seq"}              purges were missed: empty the whole cache
+    {"type": "acme", "seq", "challenges", "certificate"}
+                                              the ACME answers and certificate to serve
     {"type": "heartbeat", "revision", "purge_seq", "has_quorum", "time"}
 
 A delta is sent only when the edge said it holds ``base``; anything else gets a snapshot.

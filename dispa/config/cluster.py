@@ -13,6 +13,9 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from dispa.config.acme import Acme
+from dispa.config.ai import Ai
+from dispa.config.discovery import Discovery
 from dispa.config.schema import (
     _NAME,
     AccessLog,
@@ -42,6 +45,9 @@ class SharedConfig(Strict):
     regions: tuple[Region, ...] = ()
     access_log: AccessLog = AccessLog()
     drain_timeout: Duration = 15.0
+    discovery: Discovery = Discovery()
+    acme: Acme | None = None  # certificates ordered by the leader, served by every node
+    ai: Ai = Ai()  # online learning: every node samples and steers its own traffic
 
 
 class RaftSettings(Strict):
@@ -125,6 +131,9 @@ def gateway_for_node(node, shared: SharedConfig) -> Gateway:
         regions=shared.regions,
         access_log=shared.access_log,
         drain_timeout=shared.drain_timeout,
+        discovery=shared.discovery,
+        ai=shared.ai,
+        acme=shared.acme,
     )
 
 

@@ -19,6 +19,7 @@ from dispa.config.validate import cross_check, raw_reference_problems
 # Pydantic notes the union member it tried (e.g. "headers" for a filter); users never wrote
 # those names, so they are dropped from the path.
 _INTERNAL_PATH_PARTS = {"headers", "local_rate_limit", "function-after[_check_address(), str]"}
+_INTERNAL_PATH_PARTS |= {"file", "dns", "etcd", "consul", "kubernetes"}  # discovery providers
 
 
 def parse_text(text: str, source: str = "") -> dict:
@@ -94,6 +95,8 @@ def _describe(exc: ValidationError) -> list[str]:
             message = message[len("Value error, ") :]
         elif error["type"] == "union_tag_invalid":
             message = f"unknown type; expected one of {error['ctx']['expected_tags']}"
+        elif error["type"] == "union_tag_not_found" and "providers" in location:
+            message = "each entry needs a 'type' (file, dns, etcd, consul, kubernetes)"
         elif error["type"] == "union_tag_not_found":
             message = "each entry needs a 'type' (headers, local_rate_limit)"
         problems.append(f"{format_path(location)}: {message}")

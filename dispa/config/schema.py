@@ -20,6 +20,9 @@ from pydantic import (
     model_validator,
 )
 
+from dispa.config.acme import Acme
+from dispa.config.ai import Ai
+from dispa.config.discovery import Discovery, PoolReference
 from dispa.config.units import Duration, Size
 
 LB_POLICIES = (
@@ -105,7 +108,11 @@ class ClientAuth(Strict):
 class Tls(Strict):
     """TLS termination: certificates chosen by SNI, protocol floor, ALPN, client certs."""
 
-    certificates: tuple[CertificateFiles, ...] = Field(min_length=1)
+    # Also serve the certificate the cluster obtains by ACME (shared config ``acme:``), for
+    # its names; a self-signed placeholder stands in until the first one is issued.
+    acme: bool = False
+    # Empty only with acme: true, where certificates come from the cluster's ACME manager.
+    certificates: tuple[CertificateFiles, ...] = Field((), validate_default=True)
     min_version: Literal["1.2", "1.3"] = "1.2"
     alpn: tuple[Literal["h2", "http/1.1"], ...] = Field(("http/1.1",), min_length=1)
     client_auth: ClientAuth = ClientAuth()
@@ -121,6 +128,13 @@ class Tls(Strict):
     def _alpn_unique(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         if len(set(value)) != len(value):
             raise ValueError("each protocol may be listed once")
+        return value
+
+    @field_validator("certificates")
+    @classmethod
+    def _certificates_or_acme(cls, value: tuple, info: ValidationInfo) -> tuple:
+        if not value and not info.data.get("acme", True):
+            raise ValueError("give at least one certificate, or set acme: true (on a core or edge)")
         return value
 
 
@@ -254,7 +268,9 @@ class Upstream(Strict):
     name: str = Field(pattern=_NAME)
     lb: Literal[LB_POLICIES] = "round_robin"
     hash: HashPolicy | None = None
-    endpoints: tuple[EndpointConfig, ...] = Field(min_length=1)
+    # "pool@provider": the endpoints come from that pool of a discovery provider.
+    discovery: PoolReference | None = None
+    endpoints: tuple[EndpointConfig, ...] = Field((), validate_default=True)
     health: HealthCheck | None = None
     outlier: Outlier = Outlier()
     circuit: Circuit = Circuit()
@@ -262,6 +278,24 @@ class Upstream(Strict):
     timeouts: Timeouts = Timeouts()
     pool: Pool = Pool()
     session_affinity: SessionAffinity | None = None
+    capacity_rps: float | None = Field(
+        None,
+        gt=0,
+        description="Requests per second the upstream can take (tries, retries included). "
+        "While the AI forecast for the next `ai.forecast_horizon` steps exceeds it, a "
+        "capacity alert is raised: a log line, `dispa_ai_capacity_alert` and `/api/v1/ai`.",
+    )
+
+    @field_validator("endpoints")
+    @classmethod
+    def _endpoints_or_discovery(
+        cls, value: tuple[EndpointConfig, ...], info: ValidationInfo
+    ) -> tuple[EndpointConfig, ...]:
+        # A discovered upstream may start empty (503 until its pool has endpoints). A bad
+        # discovery value is reported on its own field, not here as well.
+        if not value and "discovery" in info.data and info.data["discovery"] is None:
+            raise ValueError("an upstream needs endpoints, or discovery: POOL@PROVIDER")
+        return value
 
     # A field validator (not a model one) so the problem is reported even when another field
     # of the same upstream is wrong: pydantic skips "after" model validators in that case.
@@ -485,3 +519,11 @@ class Gateway(Strict):
     admin: Admin = Admin()
     access_log: AccessLog = AccessLog()
     drain_timeout: Duration = 15.0  # SIGTERM: longest wait for in-flight requests
+    discovery: Discovery = Discovery()  # providers of upstream endpoints
+    ai: Ai = Field(
+        Ai(),
+        description="Online learning: request-rate forecasts, per-endpoint anomaly scores and "
+        "the steering of balancing weights (docs/ai.md).",
+    )
+    # Certificates by ACME: ordered by a core cluster's leader (not by a single gateway).
+    acme: Acme | None = None

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections import Counter
 
+from dispa.config.discovery import discovery_problems
 from dispa.config.schema import Gateway, Listener, Tls
 
 
 def cross_check(gateway: Gateway) -> list[str]:
     problems: list[str] = []
+    problems += _acme_needs_a_cluster(gateway)
     problems += _unique(_values(gateway.listeners, "name"), "listeners", "name")
     problems += _unique(_listen_addresses(gateway.listeners), "listeners", "address")
     problems += _unique(_values(gateway.upstreams, "name"), "upstreams", "name")
@@ -37,6 +39,7 @@ def cross_check(gateway: Gateway) -> list[str]:
                 f"upstreams[{index}].outlier.max_ejection: must not be shorter than base_ejection"
             )
     problems += _regions_check(gateway)
+    problems += discovery_problems(gateway.discovery, gateway.upstreams)
     problems += listener_tls_problems(gateway.listeners)
     admin = gateway.admin.address
     for index, listener in enumerate(gateway.listeners):
@@ -202,4 +205,16 @@ def raw_reference_problems(data: dict) -> list[str]:
         name = route.get("upstream") if isinstance(route, dict) else None
         if isinstance(name, str) and name not in known:
             problems.append(f"routes[{index}].upstream: unknown upstream '{name}'")
+    return problems
+
+
+def _acme_needs_a_cluster(gateway: Gateway) -> list[str]:
+    # Only a gateway file is cross-checked here; cores and edges get ACME from the cluster.
+    why = "ACME certificates are ordered by a core cluster (dispa core), not by dispa run"
+    problems = [f"acme: {why}; use listeners[].tls.certificates"] if gateway.acme else []
+    problems += [
+        f"listeners[{index}].tls.acme: {why}; give certificates instead"
+        for index, listener in enumerate(gateway.listeners)
+        if listener.tls is not None and listener.tls.acme
+    ]
     return problems

@@ -25,7 +25,12 @@ def edge_routes(node) -> list:
             return web.json_response({"error": "this edge has no cache"}, status=404)
         return web.json_response(store.statistics())
 
+    async def certificates(request: web.Request) -> web.Response:
+        # The ACME state this edge serves; the leader waits for it before validation.
+        return web.json_response(node.acme_tls.status())
+
     return [
+        web.get("/api/v1/certificates", certificates),
         web.get("/metrics", metrics),
         web.get("/api/v1/node", node_status),
         web.get("/api/v1/ratelimits", rate_limits),

@@ -17,6 +17,8 @@ import time
 import aiohttp
 from pydantic import ValidationError
 
+from dispa.ai.gateway_ai import admin_extras, start_gateway_ai
+from dispa.cluster.acme_install import ManagedCertificates
 from dispa.cluster.quota_client import LeasedQuota
 from dispa.cluster.watch_protocol import apply_delta
 from dispa.config.cluster import SharedConfig, gateway_for_node, waiting_gateway
@@ -53,6 +55,8 @@ class EdgeNode:
         self.trusted = TrustedProxies(config.geo.trusted_proxies)
         # Opened at start: a missing or broken database stops the edge with a clear error.
         self.locator = GeoLocator(config.geo.database) if config.geo.database else None
+        # ACME answers and certificate from the watch stream, saved for restarts.
+        self.acme_tls = ManagedCertificates(config.edge.data_dir)
 
     # ---------------------------------------------------------------- start and stop
 
@@ -72,8 +76,10 @@ class EdgeNode:
         from dispa.edge.admin_api import edge_routes
 
         host, port = split_address(self.config.admin.address)
+        self.ai = start_gateway_ai(self.gateway)  # learns off the request path; see docs/ai.md
+        ai_routes, ai_collectors = admin_extras(self.ai)
         self.admin = await start_admin(
-            LocalGatewayView(self.gateway), host, port, edge_routes(self)
+            LocalGatewayView(self.gateway), host, port, edge_routes(self) + ai_routes, ai_collectors
         )
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self.stop)
@@ -92,6 +98,7 @@ class EdgeNode:
         await self.stopping.wait()
         for task in tasks:
             task.cancel()
+        self.ai.stop()
         await self.gateway.drain(self.gateway.snapshot.config.drain_timeout)
         await self.admin.close()
         await self.ledger.close()
@@ -99,6 +106,7 @@ class EdgeNode:
         return 0
 
     async def _start_data_plane(self) -> None:
+        self.acme_tls.load()
         persisted = load_snapshot(self.config.edge.data_dir)
         if persisted is not None:
             try:
@@ -144,6 +152,19 @@ class EdgeNode:
             if cache is not None:
                 cache.purge_all()
             self._persist_purge_seq(int(message["seq"]))
+        elif kind == "acme":
+            await self._take_acme(message)
+
+    async def _take_acme(self, message: dict) -> None:
+        served = {key: message.get(key) for key in ("seq", "challenges", "certificate")}
+        if not self.acme_tls.take(served):
+            return
+        self.acme_tls.save()
+        if self.shared is not None:
+            try:
+                await self._apply(self.applied_revision, self.shared, self.committed_at)
+            except (ValidationError, ListenError) as error:
+                log.error("cannot serve the ACME certificate on edge %s: %s", self.name, error)
 
     async def _take(self, message: dict) -> None:
         revision, config = message["revision"], message["config"]
@@ -171,7 +192,7 @@ class EdgeNode:
     async def _apply(self, revision: int, config: dict, committed_at: float) -> None:
         shared = SharedConfig.model_validate(config)
         await self.gateway.apply(
-            gateway_for_node(self.config, shared),
+            self.acme_tls.overlay(gateway_for_node(self.config, shared), shared.acme),
             source=f"cluster revision {revision}",
             revision=revision,
         )
@@ -179,6 +200,7 @@ class EdgeNode:
         self.applied_revision = revision
         self.applied_at = time.time()
         self.committed_at = committed_at
+        self.acme_tls.applied_seq = self.acme_tls.served["seq"]
         self.gateway.geo = self._geo_router(shared)
         if self.gateway.cache is not None:
             self.gateway.cache.configure(shared)

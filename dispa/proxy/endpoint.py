@@ -6,6 +6,8 @@ its health, outlier history, counters and connection pool carry over.
 
 from __future__ import annotations
 
+from dispa.observe.stats import LATENCY_BUCKETS
+
 
 class Endpoint:
     __slots__ = (
@@ -15,10 +17,12 @@ class Endpoint:
         "healthy",
         "host",
         "key",
+        "latency_counts",
         "pool",
         "port",
         "upstream",
         "weight",
+        "weight_factor",
     )
 
     def __init__(self, upstream: str, host: str, port: int, weight: int = 1) -> None:
@@ -37,6 +41,12 @@ class Endpoint:
         self.healthy = True
         # Idle keep-alive connections to this endpoint (set by the upstream runtime).
         self.pool = None
+        # Multiplies weight in every balancer; lowered by AI steering for an endpoint that
+        # looks anomalous. Balancers read it when built or reweighed, never per pick.
+        self.weight_factor = 1.0
+        # Responses by latency bucket (observe.stats.LATENCY_BUCKETS, last one +Inf): the
+        # AI sampler reads the p50/p99 of each second from the differences.
+        self.latency_counts = [0] * (len(LATENCY_BUCKETS) + 1)
 
     def __repr__(self) -> str:
         return f"Endpoint({self.upstream}/{self.address}, weight={self.weight})"

@@ -16,7 +16,7 @@ from dispa.proxy.balancer.p2c_ewma import observe_latency
 from dispa.proxy.caching import FETCH, NULL_DOWNSTREAM, REFUSE, SERVE, WAIT, CachedAnswer
 from dispa.proxy.client_identity import with_identity_header
 from dispa.proxy.context import RequestContext
-from dispa.proxy.events import Data, EndOfMessage, Response, header_value
+from dispa.proxy.events import Response, header_value
 from dispa.proxy.geo_select import region_ranking
 from dispa.proxy.h1_writer import LAST_CHUNK, chunk, request_head, response_head
 from dispa.proxy.local_reply import LocalReply, error_reply
@@ -88,9 +88,10 @@ class Exchange:
         self.response_done = False
         self.finished = False
         self._head = None
-        self._pending: list[bytes] = []
+        # Lists made on the first body bytes: most requests have none (an empty tuple).
+        self._pending: list[bytes] | tuple = ()
         self._pending_bytes = 0
-        self._body_copy: list[bytes] | None = []
+        self._body_copy: list[bytes] | tuple | None = ()
         self._replayable = True
         self._body_chunked = request.has_body and request.content_length is None
         self._connect_task = None
@@ -262,7 +263,10 @@ class Exchange:
         self.ctx.bytes_in += len(data)
         if self._replayable:
             if self.ctx.bytes_in <= REPLAY_LIMIT:
-                self._body_copy.append(data)
+                if self._body_copy:
+                    self._body_copy.append(data)
+                else:
+                    self._body_copy = [data]
             else:
                 self._replayable = False
                 self._body_copy = None
@@ -272,7 +276,10 @@ class Exchange:
         if conn is not None:
             conn.transport.write(chunk(data) if self._body_chunked else data)
         else:
-            self._pending.append(data)
+            if self._pending:
+                self._pending.append(data)
+            else:
+                self._pending = [data]
             self._pending_bytes += len(data)
             if self._pending_bytes > PENDING_HIGH_WATER:
                 self.downstream.pause_reading("pending")
@@ -323,8 +330,9 @@ class Exchange:
         now = self._try_started = self.gateway.now
         # An upgrade goes on a fresh connection: a pooled one may be half-closed by now, and
         # a tunnel would never give it back anyway.
-        conn = endpoint.pool.take(now) if request_upgrade(self.request) is None else None
-        self._arm_response_timer()
+        conn = endpoint.pool.take(now) if self.request.upgrade is None else None
+        self.deadline = now + self.route.response_timeout
+        self._deadline_kind = "response"
         if conn is not None:
             self._attach(conn)
             return
@@ -391,7 +399,7 @@ class Exchange:
                 for piece in pieces:
                     write(piece)
         if self._pending:
-            self._pending = []
+            self._pending = ()
             self._pending_bytes = 0
             self.downstream.resume_reading("pending")
         if self.request_done and self._body_chunked:
@@ -424,7 +432,7 @@ class Exchange:
             request_id=ctx.request_id.encode(),
             content_length=request.content_length,
             chunked=self._body_chunked,
-            upgrade=request_upgrade(request),
+            upgrade=None if request.upgrade is None else request_upgrade(request),
         )
 
     def on_response_data(self, conn, data: bytes) -> None:
@@ -436,15 +444,26 @@ class Exchange:
             self.ctx.bytes_out += len(data)
             self.downstream.send_body(data)
 
-    def on_upstream_event(self, conn, event) -> None:
+    def on_response_head(self, conn, response: Response) -> None:
+        if conn is self.conn:
+            self._on_response(response)
+
+    def on_whole_response(self, conn, response: Response, body: bytes) -> None:
+        """Head, body and end in one read (the common small response): the three steps
+        without the dispatch between them."""
         if conn is not self.conn:
             return
-        kind = type(event)
-        if kind is Data:
-            self.on_response_data(conn, event.data)
-        elif kind is Response:
-            self._on_response(event)
-        elif kind is EndOfMessage:
+        self._on_response(response)
+        if conn is not self.conn:
+            return  # a retry or a local reply took over
+        if self._cache is None or not self._cache_tee(body):
+            self.ctx.bytes_out += len(body)
+            self.downstream.send_body(body)
+        if conn is self.conn:
+            self._on_response_end(conn, clean=True)
+
+    def on_response_end(self, conn) -> None:
+        if conn is self.conn:
             self._on_response_end(conn, clean=True)
 
     def _cache_tee(self, data: bytes) -> bool:
@@ -462,7 +481,9 @@ class Exchange:
         return False
 
     def _on_response(self, response: Response) -> None:
-        self._cancel_response_timer()
+        if self._deadline_kind == "response":
+            self.deadline = NO_DEADLINE
+            self._deadline_kind = ""
         ctx = self.ctx
         status = response.status
         if status == 101:
@@ -473,15 +494,17 @@ class Exchange:
                 self._drop_connection()
                 self.reply(error_reply(502, reasons.UPSTREAM_PROTOCOL))
             return
-        condition = retry_condition_for_status(status)
+        now = self.gateway.now
+        # Only 5xx statuses stand for a retry condition: the lookup is skipped for the rest.
+        condition = retry_condition_for_status(status) if status >= 500 else None
         if condition is not None and self._may_retry(condition):
-            self.upstream.report_status(ctx.endpoint, status, self.gateway.now)
+            self.upstream.report_status(ctx.endpoint, status, now)
             self._drop_connection()
             self._retry()
             return
         ctx.status = status
         # Time to the response head feeds latency-aware balancing (p2c_ewma).
-        observe_latency(ctx.endpoint, self.gateway.now - self._try_started)
+        observe_latency(ctx.endpoint, now - self._try_started)
         headers = response.headers
         self._close_delimited = response.content_length is None and not _is_chunked(headers)
         # Fix (integration tests): the request id is documented as echoed in the response
@@ -508,9 +531,10 @@ class Exchange:
         for on_response in self.route.response_filters:
             headers = on_response(ctx, headers)
         self.response_started = True
-        self._last_activity = self.gateway.now
-        self._arm_idle_timer()
-        no_body = self.request.method == "HEAD" or status in (204, 304)
+        self._last_activity = now
+        self.deadline = now + self.upstream.config.timeouts.idle
+        self._deadline_kind = "idle"
+        no_body = status == 204 or status == 304 or self.request.method == "HEAD"
         # The request id is echoed to the client (an upstream's own id wins).
         self.downstream.send_response(
             status,
@@ -523,12 +547,19 @@ class Exchange:
 
     def _on_response_end(self, conn, clean: bool) -> None:
         self.response_done = True
-        self._cancel_idle_timer()
+        if self._deadline_kind == "idle":
+            self.deadline = NO_DEADLINE
+            self._deadline_kind = ""
         ctx = self.ctx
         endpoint = ctx.endpoint
         upstream = self.upstream
-        upstream.report_status(endpoint, ctx.status, self.gateway.now)
-        self.gateway.stats.record_endpoint(upstream.name, endpoint.address, ctx.status >= 500)
+        gateway = self.gateway
+        status = ctx.status
+        if status < 500:
+            upstream.outlier.record_success(endpoint, gateway.now)  # report_status, inlined
+        else:
+            upstream.report_status(endpoint, status, gateway.now)
+        gateway.stats.record_endpoint(upstream.name, endpoint.address, status >= 500)
         conn.exchange = None
         self.conn = None
         reusable = (
@@ -705,15 +736,6 @@ class Exchange:
         elif kind == "tunnel":
             self._on_tunnel_idle_check(now)
 
-    def _arm_response_timer(self) -> None:
-        upstream = self.upstream
-        timeout = self.route.timeout or upstream.config.timeouts.response
-        per_try = upstream.config.retry.per_try_timeout
-        if per_try is not None and per_try < timeout:
-            timeout = per_try
-        self.deadline = self.gateway.now + timeout
-        self._deadline_kind = "response"
-
     def _cancel_response_timer(self) -> None:
         if self._deadline_kind == "response":
             self.deadline = NO_DEADLINE
@@ -732,15 +754,6 @@ class Exchange:
             return
         self._drop_connection()
         self._reply_upstream_error(error_reply(504, reasons.UPSTREAM_TIMEOUT))
-
-    def _arm_idle_timer(self) -> None:
-        self.deadline = self.gateway.now + self.upstream.config.timeouts.idle
-        self._deadline_kind = "idle"
-
-    def _cancel_idle_timer(self) -> None:
-        if self._deadline_kind == "idle":
-            self.deadline = NO_DEADLINE
-            self._deadline_kind = ""
 
     def _on_idle_check(self, now: float) -> None:
         # Re-armed lazily: streaming does not touch the deadline per chunk, only a timestamp.
@@ -850,14 +863,17 @@ class Exchange:
         if self._cache is not None and self._cache.action == FETCH:
             # Waiters for this key look again now: a hit if it was stored.
             self.gateway.cache.fetch_done(self._cache.key)
-        self._cancel_response_timer()
-        self._cancel_idle_timer()
+        if self._deadline_kind != "tunnel":  # the response or idle timer: no longer needed
+            self.deadline = NO_DEADLINE
+            self._deadline_kind = ""
         if self._connect_task is not None:
             self._connect_task.cancel()
             self._connect_task = None
-        self._leave_pending()
+        if self._pending_slot:
+            self._leave_pending()
         ctx = self.ctx
-        self._release_endpoint()
+        if self._endpoint_held:
+            self._release_endpoint()
         upstream = self.upstream
         if upstream is not None:
             upstream.circuit.finish_request()

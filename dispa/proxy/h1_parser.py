@@ -10,6 +10,18 @@ import httptools
 
 from dispa.proxy.events import Data, EndOfMessage, Request, Response
 
+# Events are built with tuple.__new__ directly: a NamedTuple's own __new__ is a Python
+# function, a frame per event on the hot path.
+_new = tuple.__new__
+# Host header values and methods repeat from one request to the next: decoding each once
+# (in bounded tables) spares the hot path a few string operations per request.
+_HOST_CACHE_SIZE = 512
+_hosts: dict[bytes, str] = {}
+_methods: dict[bytes, str] = {}
+# Lengths of the request header names read while parsing (host, x-request-id, expect,
+# content-length, transfer-encoding, upgrade, connection).
+_READ_LENGTHS = frozenset({4, 12, 6, 14, 17, 7, 10})
+
 
 class ProtocolError(Exception):
     """A peer broke HTTP/1.1; ``status`` is the local reply owed to a client (400, 413, 431)."""
@@ -144,14 +156,13 @@ class RequestParser:
 
     def on_url(self, url: bytes) -> None:
         self._url += url
-        self._count_head(len(url))
+        self._head_bytes += len(url)
+        if self._head_bytes > self._max_head:
+            raise ProtocolError(431, "request header too large")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
-        self._count_head(len(name) + len(value) + 4)
-
-    def _count_head(self, size: int) -> None:
-        self._head_bytes += size
+        self._head_bytes += len(name) + len(value) + 4
         if self._head_bytes > self._max_head:
             raise ProtocolError(431, "request header too large")
 
@@ -177,13 +188,20 @@ class RequestParser:
         connection_upgrade = False
         for name, value in self._headers:
             length = len(name)
+            if length not in _READ_LENGTHS:
+                continue  # most headers: none of those read below (same length at least)
             if length == 4 and name.lower() == b"host":
                 # RFC 9112 3.2: two Host fields are a 400; else the router could follow one
                 # and the upstream the other.
                 if host is not None:
                     raise ProtocolError(400, "more than one host header")
                 host_header = value
-                host = _host_only(value)
+                host = _hosts.get(value)
+                if host is None:
+                    host = _host_only(value)
+                    if len(_hosts) >= _HOST_CACHE_SIZE:
+                        _hosts.clear()
+                    _hosts[value] = host
             elif length == 12 and name.lower() == b"x-request-id":
                 request_id = value or None
             elif length == 6 and name.lower() == b"expect":
@@ -199,20 +217,27 @@ class RequestParser:
                 upgrade_to = value
             elif length == 10 and name.lower() == b"connection":
                 connection_upgrade = connection_upgrade or _has_token(value, b"upgrade")
+        version = parser.get_http_version()
+        raw_method = parser.get_method()
+        method = _methods.get(raw_method)
+        if method is None:
+            method = raw_method.decode("latin-1")
+            if len(_methods) < 64:  # the standard methods, and a few more
+                _methods[raw_method] = method
         upgrade = None
         if (
             upgrade_to is not None
             and connection_upgrade
             and parser.should_upgrade()
-            and parser.get_method() == b"GET"
-            and parser.get_http_version() == "1.1"
+            and method == "GET"
+            and version == "1.1"
             and not chunked
             and not content_length
             and _has_token(upgrade_to, b"websocket")
         ):
             upgrade = b"websocket"
         if host is None:
-            if parser.get_http_version() != "1.0":
+            if version != "1.0":
                 raise ProtocolError(400, "missing host header")  # RFC 9112 3.2: MUST be 400
             host = ""
         if authority is not None:
@@ -221,22 +246,25 @@ class RequestParser:
         if content_length is not None and self._max_body and content_length > self._max_body:
             raise ProtocolError(413, "request body too large")
         self._events.append(
-            Request(
-                self._stream_id,
-                parser.get_method().decode("latin-1"),
-                url,
-                raw_path.decode("latin-1"),
-                query,
-                host,
-                self._headers,
-                parser.get_http_version(),
-                parser.should_keep_alive(),
-                chunked or bool(content_length),
-                None if chunked else content_length,
-                host_header,
-                request_id,
-                expect_continue,
-                upgrade,
+            _new(
+                Request,
+                (
+                    self._stream_id,
+                    method,
+                    url,
+                    raw_path.decode("latin-1"),
+                    query,
+                    host,
+                    self._headers,
+                    version,
+                    parser.should_keep_alive(),
+                    chunked or bool(content_length),
+                    None if chunked else content_length,
+                    host_header,
+                    request_id,
+                    expect_continue,
+                    upgrade,
+                ),
             )
         )
 
@@ -246,11 +274,11 @@ class RequestParser:
             self._body_bytes += len(body)
             if self._body_bytes > self._max_body:
                 raise ProtocolError(413, "request body too large")
-        self._events.append(Data(self._stream_id, body))
+        self._events.append(_new(Data, (self._stream_id, body)))
 
     def on_message_complete(self) -> None:
         self.in_message = False
-        self._events.append(EndOfMessage(self._stream_id))
+        self._events.append(_new(EndOfMessage, (self._stream_id,)))
 
 
 class ResponseParser:
@@ -264,6 +292,7 @@ class ResponseParser:
     __slots__ = (
         "_events",
         "_headers",
+        "_interim",
         "_parser",
         "_reason",
         "expect_no_body",
@@ -276,6 +305,7 @@ class ResponseParser:
         self._events: list = []
         self._headers: list[tuple[bytes, bytes]] = []
         self._reason = b""
+        self._interim = False  # the head just parsed was a 1xx: its end is not an event
         self.stream_id = 0
         self.expect_no_body = False
         # Bytes that followed a 101 head in the same read: the first of the new protocol.
@@ -294,9 +324,8 @@ class ResponseParser:
         events, self._events = self._events, []
         return events
 
-    def on_message_begin(self) -> None:
-        self._headers = []
-        self._reason = b""
+    # No on_message_begin: each head's state is reset once it is complete, which spares a
+    # callback per response.
 
     def on_status(self, status: bytes) -> None:
         self._reason += status
@@ -306,12 +335,17 @@ class ResponseParser:
 
     def on_headers_complete(self) -> None:
         parser = self._parser
+        headers = self._headers
+        reason = self._reason
+        self._headers = []
+        self._reason = b""
         status = parser.get_status_code()
         if 100 <= status < 200 and status != 101:
+            self._interim = True
             return  # interim responses are dropped; the final one follows
         content_length = None
         chunked = False
-        for name, value in self._headers:
+        for name, value in headers:
             length = len(name)
             if length == 14 and name.lower() == b"content-length":
                 try:
@@ -320,31 +354,35 @@ class ResponseParser:
                     content_length = None
             elif length == 17 and name.lower() == b"transfer-encoding":
                 chunked = b"chunked" in value.lower()
-        self._events.append(
-            Response(
-                self.stream_id,
-                status,
-                self._reason,
-                self._headers,
-                parser.get_http_version(),
-                parser.should_keep_alive(),
-                None if chunked else content_length,
+        events = self._events
+        events.append(
+            _new(
+                Response,
+                (
+                    self.stream_id,
+                    status,
+                    reason,
+                    headers,
+                    parser.get_http_version(),
+                    parser.should_keep_alive(),
+                    None if chunked else content_length,
+                ),
             )
         )
         if self.expect_no_body:
-            self._events.append(EndOfMessage(self.stream_id))
+            events.append(_new(EndOfMessage, (self.stream_id,)))
             # Start over so the next response is parsed from a clean state.
             self._parser = httptools.HttpResponseParser(self)
             self.expect_no_body = False
 
     def on_body(self, body: bytes) -> None:
-        self._events.append(Data(self.stream_id, body))
+        self._events.append(_new(Data, (self.stream_id, body)))
 
     def on_message_complete(self) -> None:
-        status = self._parser.get_status_code()
-        if 100 <= status < 200 and status != 101:
+        if self._interim:
+            self._interim = False
             return
-        self._events.append(EndOfMessage(self.stream_id))
+        self._events.append(_new(EndOfMessage, (self.stream_id,)))
 
 
 def _has_token(value: bytes, token: bytes) -> bool:

@@ -14,7 +14,7 @@ import time
 
 from dispa.proxy import local_reply as reasons
 from dispa.proxy.client_connection import accept_connection, request_context
-from dispa.proxy.events import Data, Request
+from dispa.proxy.events import Data, EndOfMessage, Request
 from dispa.proxy.exchange import NO_DEADLINE, Exchange
 from dispa.proxy.h1_parser import ProtocolError, RequestParser, UpgradeRequested
 from dispa.proxy.h1_writer import LAST_CHUNK, chunk, response_head
@@ -23,6 +23,7 @@ from dispa.proxy.local_reply import error_reply, reason_phrase
 # Why reading from a client is paused: the exchange's body is waiting for an upstream
 # connection, the upstream is not taking the body fast enough, or pipelined requests pile up.
 _PAUSE_REASONS = {"pending": 1, "upstream": 2, "queue": 4, "upgrade": 8}
+_EXCHANGE_PAUSE_REASONS = _PAUSE_REASONS["pending"] | _PAUSE_REASONS["upstream"]
 # Bytes of queued pipelined requests after which the client is paused.
 _QUEUE_HIGH_WATER = 256 * 1024
 _PROTOCOL_REASONS = {
@@ -117,13 +118,30 @@ class H1ServerConnection(asyncio.Protocol):
             return
         self.last_read = self.gateway.now = time.monotonic()
         body_bytes = self.parser.batch_body_bytes
-        if body_bytes:
-            self.queued_bytes += body_bytes
-        if self.queue:
-            self.queue += events
+        if (
+            not body_bytes
+            and len(events) == 2
+            and self.exchange is None
+            and not self.queue
+            and not self.paused_for
+            and not self.closing
+            and type(events[0]) is Request
+            and type(events[1]) is EndOfMessage
+        ):
+            # The common case, one whole request without a body and nothing queued: what
+            # _pump would do, without the queue.
+            self._start(events[0])
+            exchange = self.exchange
+            if exchange is not None and not self.closing:
+                exchange.on_request_end()
         else:
-            self.queue = events  # the parser hands over a fresh list: no copying
-        self._pump()
+            if body_bytes:
+                self.queued_bytes += body_bytes
+            if self.queue:
+                self.queue += events
+            else:
+                self.queue = events  # the parser hands over a fresh list: no copying
+            self._pump()
         if self.parser.upgrade_pending and self.parser.held_bytes > _QUEUE_HIGH_WATER:
             # Bytes after a WebSocket handshake wait for the upstream's answer; not forever.
             self.pause_reading("upgrade")
@@ -168,8 +186,14 @@ class H1ServerConnection(asyncio.Protocol):
         """Hand queued events to the exchange in progress; start the next request when free."""
         if self.pumping:
             return  # an exchange finished inside the loop below, which carries on
-        self.pumping = True
         queue = self.queue
+        if not queue and not self.paused_for and not self.queued_bytes:
+            # Nothing to hand over (an exchange just finished): only the idle timer to arm.
+            if self.exchange is None and not self.closing and self.deadline == NO_DEADLINE:
+                self.timer_reason = "idle"
+                self.deadline = self.gateway.now + self.limits.idle_timeout
+            return
+        self.pumping = True
         try:
             while queue and not self.closing:
                 event = queue[0]
@@ -204,13 +228,17 @@ class H1ServerConnection(asyncio.Protocol):
 
     def _start(self, request: Request) -> None:
         gateway = self.gateway
-        self._cancel_timer()
+        limits = self.limits
         if request.has_body:
-            self._arm_timer(self.limits.body_timeout, "body")
+            self.timer_reason = "body"
+            self.deadline = gateway.now + limits.body_timeout
+        else:
+            self.timer_reason = ""
+            self.deadline = NO_DEADLINE
         ctx = request_context(self, request)
         self.request_http10 = request.http_version == "1.0"
         self.requests_served += 1
-        limit = self.limits.max_requests_per_connection
+        limit = limits.max_requests_per_connection
         if not request.keep_alive or gateway.draining or (limit and self.requests_served >= limit):
             self.keep_alive = False
         exchange = Exchange(gateway, gateway.snapshot, self, request, ctx)
@@ -355,10 +383,12 @@ class H1ServerConnection(asyncio.Protocol):
         if exchange is not self.exchange:
             return
         self.exchange = None
-        self._cancel_timer()
-        paused = bool(self.paused_for)
-        # What paused reading for the finished exchange no longer holds.
-        self.paused_for &= ~(_PAUSE_REASONS["pending"] | _PAUSE_REASONS["upstream"])
+        self.deadline = NO_DEADLINE
+        self.timer_reason = ""
+        paused = self.paused_for != 0
+        if paused:
+            # What paused reading for the finished exchange no longer holds.
+            self.paused_for &= ~_EXCHANGE_PAUSE_REASONS
         self.pending_head = None
         if client_gone or self.closing:
             return

@@ -26,7 +26,40 @@ HOP_BY_HOP = frozenset(
 # Headers Dispa sets itself on the forwarded request; copies from the client are replaced.
 _REPLACED_ON_REQUEST = frozenset({b"x-forwarded-proto", b"x-forwarded-host", b"content-length"})
 _REPLACED_ON_RESPONSE = frozenset({b"content-length"})
+_STATUS = {status: b"%d" % status for status in range(100, 600)}
 VIA = b"1.1 dispa"
+
+# What each header name means to the head being written, looked up by the name as sent:
+# one dict lookup per header instead of lower-casing it and testing several sets. Names
+# repeat from one message to the next; the tables are cleared if they ever grow large.
+_COPY, _DROP, _CONNECTION, _FORWARDED_FOR, _VIA, _REQUEST_ID = range(6)
+_KIND_TABLE_SIZE = 1024
+_request_kinds: dict[bytes, int] = {}
+_response_kinds: dict[bytes, int] = {}
+
+
+def _kind(lower: bytes, replaced: frozenset) -> int:
+    if lower == b"connection":
+        return _CONNECTION
+    if lower in HOP_BY_HOP or lower in replaced:
+        return _DROP
+    if lower == b"x-forwarded-for":
+        return _FORWARDED_FOR
+    if lower == b"via":
+        return _VIA
+    if lower == b"x-request-id":
+        return _REQUEST_ID
+    return _COPY
+
+
+def _learn(table: dict[bytes, int], name: bytes, replaced: frozenset) -> int:
+    kind = _kind(name.lower(), replaced)
+    if kind == _FORWARDED_FOR and table is _response_kinds:
+        kind = _COPY  # only a request's X-Forwarded-For is extended
+    if len(table) >= _KIND_TABLE_SIZE:
+        table.clear()
+    table[name] = kind
+    return kind
 
 
 def _without_connection_tokens(headers: Headers) -> Headers:
@@ -39,9 +72,16 @@ def _without_connection_tokens(headers: Headers) -> Headers:
     return [(name, value) for name, value in headers if name.lower() not in named]
 
 
+_PLAIN_CONNECTION_VALUES = frozenset(
+    {b"keep-alive", b"Keep-Alive", b"close", b"Close", b"upgrade", b"Upgrade"}
+)
+
+
 def _names_more_hop_by_hop(value: bytes) -> bool:
     """A Connection header naming headers beyond the fixed set (rare: most say keep-alive or
     close). Only then is the slower pass that collects its tokens first worth running."""
+    if value in _PLAIN_CONNECTION_VALUES:
+        return False
     return any(t.strip().lower() not in HOP_BY_HOP for t in value.split(b","))
 
 
@@ -66,10 +106,15 @@ def request_head(
     forwarded_for = None
     via = None
     has_request_id = False
+    kinds = _request_kinds
     for name, value in headers:
-        lower = name.lower()
-        if lower in HOP_BY_HOP or lower in _REPLACED_ON_REQUEST:
-            if lower == b"connection" and _names_more_hop_by_hop(value):
+        kind = kinds.get(name)
+        if kind is None:
+            kind = _learn(kinds, name, _REPLACED_ON_REQUEST)
+        if kind == _COPY:
+            parts += (name, b": ", value, b"\r\n")
+        elif kind == _CONNECTION:
+            if _names_more_hop_by_hop(value):
                 return request_head(
                     method,
                     target,
@@ -82,16 +127,13 @@ def request_head(
                     chunked=chunked,
                     upgrade=upgrade,
                 )
-            continue
-        if lower == b"x-forwarded-for":
+        elif kind == _FORWARDED_FOR:
             forwarded_for = value if forwarded_for is None else forwarded_for + b", " + value
-            continue
-        if lower == b"via":
+        elif kind == _VIA:
             via = value if via is None else via + b", " + value
-            continue
-        if lower == b"x-request-id":
+        elif kind == _REQUEST_ID:
             has_request_id = True
-        parts += (name, b": ", value, b"\r\n")
+            parts += (name, b": ", value, b"\r\n")
     client = client_ip.encode()
     parts += (
         b"x-forwarded-for: ",
@@ -133,12 +175,17 @@ def response_head(
     ``proxied`` responses came from an upstream and gain a Via entry; local replies do not.
     ``upgrade``: a 101's Upgrade value; the head says ``Connection: upgrade`` and no framing.
     """
-    parts = [b"HTTP/1.1 ", str(status).encode(), b" ", reason, b"\r\n"]
+    parts = [b"HTTP/1.1 ", _STATUS.get(status) or b"%d" % status, b" ", reason, b"\r\n"]
     via = None
+    kinds = _response_kinds
     for name, value in headers:
-        lower = name.lower()
-        if lower in HOP_BY_HOP or lower in _REPLACED_ON_RESPONSE:
-            if lower == b"connection" and _names_more_hop_by_hop(value):
+        kind = kinds.get(name)
+        if kind is None:
+            kind = _learn(kinds, name, _REPLACED_ON_RESPONSE)
+        if kind == _COPY:
+            parts += (name, b": ", value, b"\r\n")
+        elif kind == _CONNECTION:
+            if _names_more_hop_by_hop(value):
                 return response_head(
                     status,
                     reason,
@@ -150,13 +197,14 @@ def response_head(
                     request_id=request_id,
                     upgrade=upgrade,
                 )
-            continue
-        if proxied and lower == b"via":
-            via = value if via is None else via + b", " + value
-            continue
-        if lower == b"x-request-id":
+        elif kind == _VIA:
+            if proxied:
+                via = value if via is None else via + b", " + value
+            else:
+                parts += (name, b": ", value, b"\r\n")
+        elif kind == _REQUEST_ID:
             request_id = None  # the upstream's own id is kept
-        parts += (name, b": ", value, b"\r\n")
+            parts += (name, b": ", value, b"\r\n")
     if request_id:
         parts += (b"x-request-id: ", request_id, b"\r\n")
     if proxied:
@@ -165,7 +213,7 @@ def response_head(
         parts += (b"connection: upgrade\r\nupgrade: ", upgrade, b"\r\n\r\n")
         return b"".join(parts)
     if content_length is not None:
-        parts += (b"content-length: ", str(content_length).encode(), b"\r\n")
+        parts += (b"content-length: ", b"%d" % content_length, b"\r\n")
     elif chunked:
         parts.append(b"transfer-encoding: chunked\r\n")
     if not keep_alive:

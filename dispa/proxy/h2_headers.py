@@ -25,7 +25,7 @@ def request_from_headers(
     stream_id: int, block: Headers, end_stream: bool, max_body_bytes: int = 0
 ) -> Request:
     """The ``Request`` event for a header block (h2 has already checked its pseudo-headers)."""
-    method = target = authority = None
+    method = target = authority = protocol = None
     headers: Headers = []
     cookies: list[bytes] = []
     host_header = request_id = content_length = None
@@ -38,6 +38,8 @@ def request_from_headers(
                 target = value
             elif name == b":authority":
                 authority = value
+            elif name == b":protocol":
+                protocol = value
             continue
         if name == b"cookie":
             # RFC 9113 8.2.3: split cookies are joined again for an HTTP/1.1 upstream.
@@ -54,11 +56,26 @@ def request_from_headers(
                 content_length = int(value)
             except ValueError:
                 raise MalformedRequest(400, "malformed_request") from None
+        elif name == b"sec-websocket-key" and method == "CONNECT":
+            # Not used over HTTP/2 (RFC 8441 5); Dispa makes the upstream's own. (h2 has
+            # checked that pseudo-headers come first: the method is known by now.)
+            continue
         headers.append((name, value))
     if cookies:
         headers.append((b"cookie", b"; ".join(cookies)))
-    if method == "CONNECT" or target is None:
-        raise MalformedRequest(501, "unsupported_upgrade")  # tunnels are not served
+    upgrade = None
+    if method == "CONNECT":
+        if protocol is None or protocol.lower() != b"websocket" or target is None:
+            raise MalformedRequest(501, "unsupported_upgrade")  # plain tunnels are not served
+        # An extended CONNECT (RFC 8441 4) is the HTTP/2 form of a GET that asks to upgrade
+        # to a WebSocket: routed, filtered and forwarded as one. Its stream carries the
+        # WebSocket's bytes, never a request body.
+        method = "GET"
+        upgrade = b"websocket"
+        end_stream = True
+        content_length = None
+    elif target is None:
+        raise MalformedRequest(501, "unsupported_upgrade")
     if authority is not None:
         if host_header is None:
             # The upstream speaks HTTP/1.1, which needs Host: :authority is it (RFC 9113 8.3.1).
@@ -93,6 +110,7 @@ def request_from_headers(
         host_header,
         request_id,
         expect_continue,
+        upgrade,
     )
 
 

@@ -4,13 +4,15 @@ The h2 library is the state machine (bytes in, events out, frames to send); this
 only moves bytes and dispatches: a stream's header block becomes the same ``Request`` the
 HTTP/1.1 parser builds, handed to an ``Exchange`` whose downstream is that stream
 (``H2Stream``). Streams share the socket but not their backpressure: each has its own
-output queue and its own flow-control windows.
+output queue and its own flow-control windows. An extended CONNECT (RFC 8441) becomes a
+WebSocket upgrade: its stream's DATA frames are the tunnel's bytes (h2_websocket.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 
 from h2.config import H2Configuration
@@ -33,7 +35,9 @@ from dispa.proxy import local_reply as reasons
 from dispa.proxy.client_connection import accept_connection, request_context
 from dispa.proxy.exchange import NO_DEADLINE, Exchange
 from dispa.proxy.h2_headers import MalformedRequest, request_from_headers
+from dispa.proxy.h2_hpack import LiteralEncoder
 from dispa.proxy.h2_stream import OUTPUT_HIGH_WATER, OUTPUT_LOW_WATER, H2Stream
+from dispa.proxy.h2_websocket import websocket_key
 from dispa.proxy.local_reply import error_reply
 
 MAX_CONCURRENT_STREAMS = 100
@@ -100,12 +104,16 @@ class H2ServerConnection(asyncio.Protocol):
             normalize_outbound_headers=False,
         )
         h2 = self.h2 = H2Connection(config)
+        # The library's encoder cost more than anything else per response (h2_hpack.py).
+        h2.encoder = LiteralEncoder()
         h2.local_settings = _RefusingSettings(
             client=False,
             initial_values={
                 SettingCodes.MAX_CONCURRENT_STREAMS: MAX_CONCURRENT_STREAMS,
                 SettingCodes.INITIAL_WINDOW_SIZE: STREAM_WINDOW,
                 SettingCodes.MAX_HEADER_LIST_SIZE: self.limits.max_header_bytes,
+                # WebSocket over HTTP/2: extended CONNECT with :protocol (RFC 8441 3).
+                SettingCodes.ENABLE_CONNECT_PROTOCOL: 1,
             },
         )
         h2.decoder.max_header_list_size = self.limits.max_header_bytes
@@ -246,11 +254,20 @@ class H2ServerConnection(asyncio.Protocol):
         stream = self.streams[stream_id] = H2Stream(self, stream_id, request)
         stream.request_ended = end_stream
         stream.last_read = gateway.now
+        websocket = request.upgrade is not None
+        if websocket:
+            # The upstream gets an HTTP/1.1 handshake, which needs a key (RFC 6455 4.1).
+            key = stream.websocket_key = websocket_key(os.urandom(16))
+            request.headers.append((b"sec-websocket-key", key))
         ctx = request_context(self, request)
         exchange = Exchange(gateway, gateway.snapshot, stream, request, ctx)
         stream.exchange = exchange
         try:
             exchange.start()
+            if websocket and stream.exchange is exchange:
+                # The handshake is all the request there is: the stream's DATA frames
+                # carry the WebSocket, as the bytes after an HTTP/1.1 upgrade do.
+                exchange.on_request_end()
         except Exception:
             gateway.internal_error(exchange)
         if (
@@ -276,6 +293,12 @@ class H2ServerConnection(asyncio.Protocol):
         stream.unacknowledged += size
         stream.last_read = self.gateway.now
         data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        if stream.websocket_key is not None:
+            if data:
+                stream.from_client(data)
+            if not stream.paused_for:
+                self.acknowledge(stream)
+            return
         exchange = stream.exchange
         if exchange is not None and data and not stream.body_unwanted:
             stream.received += len(data)
@@ -292,10 +315,12 @@ class H2ServerConnection(asyncio.Protocol):
         if stream is None:
             return
         stream.request_ended = True
-        if stream.exchange is not None:
-            stream.exchange.on_request_end()
-        else:
+        if stream.exchange is None:
             self.stream_settled(stream)
+        elif stream.websocket_key is not None:
+            stream.client_ended()
+        else:
+            stream.exchange.on_request_end()
 
     def _on_reset(self, stream_id: int) -> None:
         stream = self.streams.get(stream_id)

@@ -15,7 +15,10 @@ from collections import deque
 from h2.errors import ErrorCodes
 from h2.exceptions import ProtocolError
 
+from dispa.proxy import local_reply as reasons
 from dispa.proxy.h2_headers import response_headers
+from dispa.proxy.h2_websocket import CloseFrameWatcher, tunnel_response_headers
+from dispa.proxy.local_reply import error_reply
 
 _PAUSE_REASONS = {"pending": 1, "upstream": 2}
 # Queued response bytes past which the stream's upstream stops being read, and below
@@ -27,6 +30,7 @@ OUTPUT_LOW_WATER = 64 * 1024
 class H2Stream:
     __slots__ = (
         "body_unwanted",
+        "close_watcher",
         "connection",
         "end_queued",
         "ended",
@@ -34,6 +38,7 @@ class H2Stream:
         "head",
         "head_only",
         "head_sent",
+        "held",
         "last_read",
         "output",
         "output_bytes",
@@ -43,8 +48,10 @@ class H2Stream:
         "request_ended",
         "reset",
         "stream_id",
+        "tunnel",
         "unacknowledged",
         "upstream_paused",
+        "websocket_key",
     )
 
     def __init__(self, connection, stream_id: int, request=None) -> None:
@@ -67,6 +74,12 @@ class H2Stream:
         self.ended = False  # END_STREAM sent
         self.reset = False  # RST_STREAM sent or received: nothing more goes out
         self.upstream_paused = False  # told the exchange to stop reading its upstream
+        # WebSocket over HTTP/2 (RFC 8441): the key of the upstream's handshake, then the
+        # Tunnel once the upstream accepted it; the client's bytes sent before that wait.
+        self.websocket_key: bytes | None = None
+        self.tunnel = None
+        self.held: list[bytes] = []
+        self.close_watcher: CloseFrameWatcher | None = None
 
     # ---------------------------------------------------------------- the exchange calls these
 
@@ -79,6 +92,9 @@ class H2Stream:
         no_body: bool,
         request_id: bytes | None = None,
     ) -> None:
+        if self.websocket_key is not None and status < 300:
+            self._refuse_websocket(request_id)
+            return
         self.head_only = no_body
         self.head = response_headers(status, headers, content_length, request_id)
 
@@ -149,6 +165,78 @@ class H2Stream:
         self.exchange = None
         self.paused_for = 0
         self.connection.stream_settled(self)
+
+    # ---------------------------------------------------------------- WebSocket (RFC 8441)
+
+    def start_tunnel(self, tunnel, head: bytes) -> None:
+        """The upstream accepted the WebSocket handshake: the extended CONNECT is answered
+        200 (RFC 8441 5), then bytes flow as DATA frames; the client's early bytes go first."""
+        self.tunnel = tunnel
+        headers = tunnel_response_headers(head, self.websocket_key)
+        if headers is None:
+            tunnel.exchange.ctx.status = 502
+            self.send_local_reply(error_reply(502, reasons.UPSTREAM_PROTOCOL), head_only=False)
+            tunnel.close(reasons.UPSTREAM_PROTOCOL)
+            return
+        self.close_watcher = CloseFrameWatcher()
+        self.head = response_headers(200, headers, None, None, proxied=False)
+        self.connection.transmit(self)
+        held, self.held = self.held, []
+        for data in held:
+            tunnel.from_client(data)
+        if self.request_ended:
+            tunnel.end_from_client()
+        self.resume_reading("pending")
+
+    def _refuse_websocket(self, request_id: bytes | None) -> None:
+        """The upstream answered the handshake 2xx but not 101: it opened no WebSocket, and
+        to an HTTP/2 client a 2xx would say it did (RFC 8441 5). The client gets a 502;
+        the upstream's body is dropped. (Its status stays in the log and health counts:
+        a route to a plain endpoint is no fault of the endpoint.)"""
+        answer = error_reply(502, reasons.UPSTREAM_PROTOCOL)
+        self.exchange.ctx.reason = reasons.UPSTREAM_PROTOCOL
+        self.head = response_headers(
+            502, list(answer.headers), len(answer.body), request_id, proxied=False
+        )
+        self.output.append(answer.body)
+        self.output_bytes += len(answer.body)
+        self.head_only = True  # send_body drops what the upstream sends
+
+    def from_client(self, data: bytes) -> None:
+        """WebSocket bytes from the client: to the tunnel, or held (and not acknowledged,
+        so the stream's window bounds them) until the upstream has answered."""
+        tunnel = self.tunnel
+        if tunnel is not None:
+            tunnel.from_client(data)
+        elif self.exchange is not None:
+            self.held.append(data)
+            self.pause_reading("pending")
+
+    def client_ended(self) -> None:
+        """END_STREAM: the client sends no more (a TCP FIN, RFC 9113 8.5); the upstream is
+        told so, and what it still sends (its Close frame) comes through."""
+        if self.tunnel is not None:
+            self.tunnel.end_from_client()
+
+    def send_tunnel_bytes(self, data: bytes) -> None:
+        if self.reset or self.end_queued:
+            return
+        self.close_watcher.feed(data)
+        self.output.append(data)
+        self.output_bytes += len(data)
+        self.connection.transmit(self)
+
+    def end_tunnel(self) -> None:
+        """The tunnel closed. An upstream that hung up without a WebSocket Close frame died
+        mid-session: the stream is reset (CONNECT_ERROR). Otherwise it ends once what is
+        queued is out."""
+        if self.reset or self.end_queued:
+            return
+        if self.tunnel.close_reason == "upstream_closed" and not self.close_watcher.saw_close:
+            self.connection.reset_stream(self, ErrorCodes.CONNECT_ERROR)
+            return
+        self.end_queued = True
+        self.connection.transmit(self)
 
     # ---------------------------------------------------------------- the connection calls these
 

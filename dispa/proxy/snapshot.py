@@ -31,6 +31,7 @@ class RouteRuntime:
         "redirect",
         "request_filters",
         "response_filters",
+        "response_timeout",
         "timeout",
         "upstream",
     )
@@ -46,6 +47,15 @@ class RouteRuntime:
         rewrite = config.prefix_rewrite
         self.prefix_rewrite = rewrite.encode() if rewrite is not None else None
         self.timeout = config.timeout
+        # How long a try waits for the response head: fixed per snapshot, so worked out here
+        # rather than on every request.
+        self.response_timeout = None
+        if upstream is not None:
+            response_timeout = config.timeout or upstream.config.timeouts.response
+            per_try = upstream.config.retry.per_try_timeout
+            if per_try is not None and per_try < response_timeout:
+                response_timeout = per_try
+            self.response_timeout = response_timeout
         self.geo_nearest = config.geo == "nearest"
         self.cache = config.cache
         self.redirect = config.redirect

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import ssl
+import tempfile
 
 from dispa.config.schema import Tls
 from dispa.config.validate import read_certificates, tls_file_problems
@@ -114,12 +115,63 @@ def _settings(context: ssl.SSLContext, tls: Tls) -> ssl.SSLContext:
     return context
 
 
+_placeholder_pem: bytes | None = None
+
+
+def placeholder_pem() -> bytes:
+    """A self-signed certificate and its key, made once per process: what an ``acme: true``
+    listener serves until the cluster has obtained a certificate (as Traefik and Caddy do),
+    so the listener can start, and clients see a clear certificate error, not a refusal."""
+    global _placeholder_pem
+    if _placeholder_pem is None:
+        import datetime
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "dispa acme placeholder")])
+        now = datetime.datetime.now(datetime.UTC)
+        certificate = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=3650))
+            .sign(key, hashes.SHA256())
+        )
+        _placeholder_pem = certificate.public_bytes(serialization.Encoding.PEM) + key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    return _placeholder_pem
+
+
+def _placeholder_certificates(tls: Tls, fingerprint: bytes) -> CertificateSet:
+    context = _settings(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), tls)
+    # OpenSSL loads certificates from files only: a private temporary one, removed at once.
+    with tempfile.NamedTemporaryFile("wb", suffix=".pem") as file:
+        file.write(placeholder_pem())
+        file.flush()
+        context.load_cert_chain(file.name)
+    if tls.client_auth.ca is not None:
+        context.load_verify_locations(cafile=tls.client_auth.ca)
+    return CertificateSet([([], context)], fingerprint)
+
+
 def build_certificates(tls: Tls, where: str) -> CertificateSet:
     """Load every certificate of the section; TlsSetupError names what failed."""
     fingerprint = files_fingerprint(tls, where)
     problems = tls_file_problems(tls, where)
     if problems:
         raise TlsSetupError(problems)
+    if not tls.certificates:  # acme: true, and no certificate obtained yet
+        return _placeholder_certificates(tls, fingerprint)
     contexts = []
     for index, files in enumerate(tls.certificates):
         context = _settings(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), tls)

@@ -117,6 +117,8 @@ class UpstreamRuntime:
     def pick(self, ctx, exclude: Endpoint | None = None) -> Endpoint | None:
         if self.affinity is not None:
             return self._pick_sticky(ctx, exclude)
+        if exclude is None and self.hash_key is None:
+            return self.balancer.pick(None)  # the common case, without a further call
         return self._pick_balanced(ctx, exclude)
 
     def _pick_sticky(self, ctx, exclude: Endpoint | None) -> Endpoint | None:

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import time
 
-from dispa.proxy.events import Data, Response
+from dispa.proxy.events import Data, EndOfMessage, Response
 from dispa.proxy.h1_parser import ProtocolError, ResponseParser
 
 
@@ -63,20 +63,33 @@ class UpstreamConnection(asyncio.Protocol):
             exchange.on_upstream_protocol_error(self)
             return
         downstream = exchange.downstream
+        if (
+            len(events) == 3
+            and type(events[2]) is EndOfMessage
+            and type(events[1]) is Data
+            and type(events[0]) is Response
+        ):
+            # A whole response with its body in one read: [Response, Data, EndOfMessage].
+            response = events[0]
+            self.keep_alive = response.keep_alive
+            exchange.on_whole_response(self, response, events[1].data)
+            downstream.flush()
+            return
         for event in events:
             kind = type(event)
             if kind is Data:
                 exchange.on_response_data(self, event.data)
-            else:
-                if kind is Response:
-                    self.keep_alive = event.keep_alive
-                exchange.on_upstream_event(self, event)
+            elif kind is Response:
+                self.keep_alive = event.keep_alive
+                exchange.on_response_head(self, event)
                 if self.tunnel is not None:
                     # A 101 began a tunnel: what followed its head is already the new protocol.
                     rest = self.parser.tunnel_bytes
                     if rest:
                         self.tunnel.from_upstream(rest)
                     return
+            else:  # the parser's only other event: EndOfMessage
+                exchange.on_response_end(self)
         # A response head held back for coalescing goes out now if no body came with it.
         downstream.flush()
 

@@ -17,9 +17,12 @@ from pathlib import Path
 import msgpack
 
 from dispa.admin.app import start_admin
+from dispa.ai.gateway_ai import admin_extras, start_gateway_ai
 from dispa.config.errors import ConfigError
 from dispa.config.load import load_file
 from dispa.config.schema import split_address
+from dispa.discovery.local import LocalDiscovery
+from dispa.discovery.status import DiscoveryCollector, providers_route
 from dispa.proxy.server import Gateway, ListenError
 from dispa.runtime.view import LocalGatewayView
 
@@ -55,6 +58,8 @@ class SingleProcessRunner:
         self.worker_index = worker_index
         self.stats_dir = Path(stats_dir) if stats_dir else None
         self.gateway: Gateway | None = None
+        self.discovery: LocalDiscovery | None = None
+        self.ai = None
         self.admin = None
         self.stopping = asyncio.Event()
         self._fingerprint: bytes | None = None
@@ -64,10 +69,20 @@ class SingleProcessRunner:
         config = load_file(self.config_path)  # ConfigError goes to the CLI, exit status 2
         self._fingerprint = file_fingerprint(self.config_path)
         self.gateway = Gateway(reuse_port=self.reuse_port)
-        await self.gateway.apply(config, source=str(self.config_path))
+        # Upstreams bound to a discovery pool are served with the endpoints it finds.
+        self.discovery = LocalDiscovery(self._apply_config)
+        await self.discovery.apply_file_config(config, str(self.config_path))
+        self.ai = start_gateway_ai(self.gateway)  # learns off the request path; see docs/ai.md
         if self.with_admin:
+            ai_routes, ai_collectors = admin_extras(self.ai)
             host, port = split_address(config.admin.address)
-            self.admin = await start_admin(LocalGatewayView(self.gateway), host, port)
+            self.admin = await start_admin(
+                LocalGatewayView(self.gateway),
+                host,
+                port,
+                [providers_route(self.discovery), *ai_routes],
+                [DiscoveryCollector(self.discovery), *ai_collectors],
+            )
         self._install_signals()
         tasks = []
         if self.watch:
@@ -85,6 +100,8 @@ class SingleProcessRunner:
         await self.stopping.wait()
         for task in tasks:
             task.cancel()
+        await self.discovery.stop()
+        self.ai.stop()
         await self.gateway.drain(self.gateway.snapshot.config.drain_timeout)
         if self.admin is not None:
             await self.admin.close()
@@ -107,7 +124,7 @@ class SingleProcessRunner:
             self._fingerprint = file_fingerprint(self.config_path)
             try:
                 config = load_file(self.config_path)
-                await self.gateway.apply(config, source=str(self.config_path))
+                await self.discovery.apply_file_config(config, str(self.config_path))
             except ConfigError as error:
                 log.error(
                     "config reload (%s) refused, the previous config keeps serving:\n%s",
@@ -121,6 +138,9 @@ class SingleProcessRunner:
                 )
                 return False
             return True
+
+    async def _apply_config(self, config, source: str) -> None:
+        await self.gateway.apply(config, source=source)
 
     async def _watch_file(self) -> None:
         while True:
@@ -140,6 +160,8 @@ class SingleProcessRunner:
                     "stats": self.gateway.stats.snapshot(),
                     "upstreams": view.upstreams_document(),
                     "config": view.config_document(),
+                    "providers": self.discovery.providers_document(),
+                    "ai": self.ai.document(),
                 }
                 scratch.write_bytes(msgpack.packb(payload, default=str))
                 os.replace(scratch, target)

@@ -21,9 +21,11 @@ from pathlib import Path
 import msgpack
 
 from dispa.admin.app import start_admin
+from dispa.ai.admin_api import workers_ai_routes
 from dispa.config.errors import ConfigError
 from dispa.config.load import load_file
 from dispa.config.schema import split_address
+from dispa.discovery.status import DiscoveryCollector, providers_route
 from dispa.runtime.single import WATCH_INTERVAL, file_fingerprint
 
 log = logging.getLogger("dispa.supervisor")
@@ -98,6 +100,16 @@ class WorkersView:
     def stats_snapshots(self) -> list[dict]:
         return [document["stats"] for document in self._published()]
 
+    def published(self) -> list[dict]:
+        return self._published()
+
+    def providers_document(self) -> dict:
+        """Each worker follows the discovery providers itself: the first one's report."""
+        for document in self._published():
+            if document.get("providers"):
+                return {**document["providers"], "role": "workers"}
+        return {"role": "workers", "providers": []}
+
 
 class Supervisor:
     def __init__(self, config_path: str, workers: int, log_level: str) -> None:
@@ -112,7 +124,14 @@ class Supervisor:
     async def run(self) -> int:
         config = load_file(self.config_path)
         host, port = split_address(config.admin.address)
-        admin = await start_admin(WorkersView(self.stats_dir, self.workers, self), host, port)
+        view = WorkersView(self.stats_dir, self.workers, self)
+        admin = await start_admin(
+            view,
+            host,
+            port,
+            [providers_route(view), *workers_ai_routes(view.published)],
+            [DiscoveryCollector(view)],
+        )
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload("SIGHUP")))
         loop.add_signal_handler(signal.SIGTERM, self.stop)

@@ -89,7 +89,8 @@ def test_shape_errors_name_their_field(files: dict[str, Path]) -> None:
     assert "listeners[0].tls.client_auth.ca: client_auth mode required needs a ca" in text
     assert "listeners[0].tls.client_auth.forward_header:" in text
     assert problems_of({"certificates": []}) == [
-        "listeners[0].tls.certificates: Tuple should have at least 1 item after validation, not 0"
+        "listeners[0].tls.certificates: give at least one certificate, or set acme: true"
+        " (on a core or edge)"
     ]
 
 
