@@ -7,12 +7,16 @@ from dispa.proxy.events import Headers
 from dispa.proxy.filters.base import Filter
 
 
-def _edit(headers: Headers, remove: frozenset[bytes], add: tuple) -> Headers:
-    # "add" replaces an existing header of the same name, so a value is never doubled.
-    drop = remove | {name for name, _ in add}
+def _edit(headers: Headers, drop: frozenset[bytes], add: tuple) -> Headers:
     kept = [pair for pair in headers if pair[0].lower() not in drop] if drop else list(headers)
     kept.extend(add)
     return kept
+
+
+def _dropped(remove: frozenset[bytes], add: tuple) -> frozenset[bytes]:
+    # "add" replaces an existing header of the same name, so a value is never doubled.
+    # Built once per snapshot, not once per request.
+    return remove | {name for name, _ in add}
 
 
 class HeadersEdit(Filter):
@@ -27,6 +31,8 @@ class HeadersEdit(Filter):
             (k.lower().encode(), v.encode()) for k, v in config.response_add.items()
         )
         self.response_remove = frozenset(n.lower().encode() for n in config.response_remove)
+        self._request_drop = _dropped(self.request_remove, self.request_add)
+        self._response_drop = _dropped(self.response_remove, self.response_add)
 
     def handler(self, phase: str):
         # A phase with no edits to make is not wired in at all.
@@ -37,8 +43,8 @@ class HeadersEdit(Filter):
         return super().handler(phase)
 
     def on_request(self, ctx):
-        ctx.request_headers = _edit(ctx.request_headers, self.request_remove, self.request_add)
+        ctx.request_headers = _edit(ctx.request_headers, self._request_drop, self.request_add)
         return None
 
     def on_response(self, ctx, headers: Headers) -> Headers:
-        return _edit(headers, self.response_remove, self.response_add)
+        return _edit(headers, self._response_drop, self.response_add)
