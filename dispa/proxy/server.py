@@ -207,18 +207,33 @@ class Gateway:
 
     def _swap_listeners(self, config: GatewayConfig, new_slots: dict[str, _ListenerSlot]) -> None:
         wanted = {listener.name: listener for listener in config.listeners}
+        retired: dict[str, Listener | None] = {}
         for name, slot in list(self.listeners.items()):
             if name not in wanted or name in new_slots:
                 slot.server.close()
                 del self.listeners[name]
+                retired[name] = new_slots[name].config if name in new_slots else None
             else:
                 slot.config = wanted[name]
         self.listeners.update(new_slots)
+        if retired:
+            self._drain_retired(retired)
         self.identity_headers = {
             listener.name: listener.tls.client_auth.forward_header.lower().encode()
             for listener in config.listeners
             if listener.tls is not None and listener.tls.client_auth.forward_header
         }
+
+    def _drain_retired(self, retired: dict[str, Listener | None]) -> None:
+        """Connections accepted under a listener that was removed, or replaced because its
+        TLS settings changed, drain as on shutdown: HTTP/2 ones get GOAWAY and close once
+        their streams finish, HTTP/1.1 ones close after the response in progress. Clients
+        reconnect to what is configured now. ``retired`` maps a name to its replacement's
+        settings (whose connections stay), or None when the listener is gone."""
+        for connection in list(self.connections):
+            listener = connection.listener
+            if listener.name in retired and listener is not retired[listener.name]:
+                connection.close_if_idle()
 
     def _configure_access_log(self, config: GatewayConfig) -> None:
         wanted = config.access_log

@@ -20,6 +20,7 @@ from conftest import (
     Processes,
     Upstream,
     curl,
+    free_port,
     make_config,
     raw_connection,
     read_response,
@@ -257,6 +258,38 @@ def test_a_client_reset_mid_response_leaves_the_gateway_serving(
 
 
 # ---------------------------------------------------------------- drain
+
+
+def test_a_listener_moved_by_reload_sends_goaway_and_finishes_the_stream_in_flight(
+    processes: Processes, tmp_path: Path, upstream_a: Upstream
+) -> None:
+    config = h2_config(upstream_a)
+    gateway = processes.gateway(config, tmp_path)
+    old_port = gateway.port
+    client = H2Socket(old_port)
+    try:
+        slow = client.request("/slow?ms=1500")
+        wait_until(
+            lambda: gateway.endpoints("app")[upstream_a.address]["active_requests"] == 1,
+            what="the slow stream to be in flight",
+        )
+        revision = gateway.revision()
+        moved = json.loads(json.dumps(config))
+        moved["listeners"][0]["address"] = f"{HOST}:{free_port()}"
+        gateway.reload(moved)
+        wait_until(lambda: gateway.revision() == revision + 1, what="the reload")
+        # The connection was accepted under settings no longer in force: no new streams.
+        client.read_until(lambda: client.goaway is not None, timeout=3.0)
+        assert client.goaway.error_code == ErrorCodes.NO_ERROR
+        assert client.goaway.last_stream_id == slow
+        client.read_until(lambda: slow in client.ended, timeout=5.0)
+        assert client.status[slow] == 200
+        assert client.bodies[slow] == b"slow hello from alpha\n"
+        client.read_until(lambda: client.closed, timeout=3.0)
+    finally:
+        client.close()
+    assert curl("--http2-prior-knowledge", gateway.url("/")).stdout == b"hello from alpha\n"
+    assert gateway.port != old_port
 
 
 def test_sigterm_sends_goaway_and_finishes_the_stream_in_flight(
