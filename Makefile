@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SYSTEM_STAMP := .system-packages.installed
-SYSTEM_PACKAGES := curl nginx-light haproxy wrk etcd-server etcd-client dnsmasq pebble systemd nghttp2-client openssl iproute2 nftables
+SYSTEM_PACKAGES := curl nginx-light haproxy wrk etcd-server etcd-client dnsmasq pebble systemd nghttp2-client nghttp2-server openssl iproute2 nftables
 
 .PHONY: setup system-packages demo test test-slow lint format bench bench-cluster drill clean
 

@@ -41,6 +41,7 @@ from dispa.config.cluster import CoreConfig, SharedConfig  # noqa: E402
 from dispa.config.edge import EdgeConfig  # noqa: E402
 from dispa.proxy import local_reply, router  # noqa: E402
 from dispa.proxy.balancer import POLICIES  # noqa: E402
+from dispa.proxy.grpc_status import grpc_status_for  # noqa: E402
 
 OUTPUT = ROOT / "docs" / "config-reference.md"
 
@@ -723,6 +724,26 @@ LOCAL_REPLIES: dict[str, tuple[str, str]] = {
         "No response head within the response timeout (`timeouts.response`, the route's "
         "`timeout`, or `retry.per_try_timeout` on the last try).",
     ),
+    "grpc_deadline_exceeded": (
+        "504",
+        "gRPC: the client's `grpc-timeout` passed first. The upstream's stream is reset "
+        "(CANCEL); after the response head, the reply is trailers with grpc-status 4.",
+    ),
+    "malformed_grpc_timeout": (
+        "400",
+        "gRPC: the `grpc-timeout` header is not 1 to 8 digits and a unit (H M S m u n).",
+    ),
+}
+# gRPC names of the status codes a local reply may carry (grpc_status.py maps them).
+GRPC_CODE_NAMES = {
+    2: "UNKNOWN",
+    4: "DEADLINE_EXCEEDED",
+    7: "PERMISSION_DENIED",
+    8: "RESOURCE_EXHAUSTED",
+    12: "UNIMPLEMENTED",
+    13: "INTERNAL",
+    14: "UNAVAILABLE",
+    16: "UNAUTHENTICATED",
 }
 # Reasons that are not error replies but are counted and logged the same way.
 OTHER_REASONS: dict[str, tuple[str, str]] = {
@@ -1193,6 +1214,21 @@ def _local_replies_section() -> list[str]:
         lines.append(f"| {status} | `{reason}` | {_cell(meaning)} |")
     for reason, (status, meaning) in OTHER_REASONS.items():
         lines.append(f"| {status} | `{reason}` | {_cell(meaning)} |")
+    lines += [
+        "",
+        "**gRPC.** When the request is gRPC (`content-type: application/grpc...`), the same "
+        "replies go out as gRPC errors: HTTP status 200, `content-type: application/grpc`, "
+        "and a trailers-only response (over HTTP/2 one HEADERS frame with END_STREAM) "
+        "carrying `grpc-status` and `grpc-message` (the reason in plain words, "
+        "percent-encoded). The access log and metrics keep the HTTP status and the reason. "
+        "See [gRPC through Dispa](grpc.md).",
+        "",
+        "| reason | grpc-status |",
+        "|:---|:---|",
+    ]
+    for reason, (status, _) in sorted(LOCAL_REPLIES.items(), key=lambda i: i[1][0]):
+        code = grpc_status_for(int(status), reason)
+        lines.append(f"| `{reason}` | {code} {GRPC_CODE_NAMES[code]} |")
     lines += [
         "",
         "When a failure happens after the response head has been sent to the client "

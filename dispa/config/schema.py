@@ -184,6 +184,15 @@ class HashPolicy(Strict):
 
 
 class HealthCheck(Strict):
+    kind: Literal["http", "grpc"] = Field(
+        "http",
+        description="`http`: `GET <path>`, healthy when the status is in `expected_status`. "
+        "`grpc`: the gRPC health checking protocol (`/grpc.health.v1.Health/Check` for "
+        "`service`), healthy when it answers SERVING; needs `protocol: h2`.",
+    )
+    service: str = Field(
+        "", description='For `kind: grpc`: the service asked about ("" = the server).'
+    )
     path: str = "/healthz"
     interval: Duration = 5.0
     timeout: Duration = 1.0
@@ -264,8 +273,71 @@ class SessionAffinity(Strict):
     ttl: Duration = 3600.0
 
 
+class UpstreamTls(Strict):
+    """TLS from Dispa to an upstream's endpoints (upstream_tls.py builds the context)."""
+
+    verify: bool = Field(
+        True,
+        description="Verify the endpoint's certificate chain and name. `false` accepts any "
+        "certificate: for tests only, since anyone on the path can then read the traffic.",
+    )
+    ca: str | None = Field(
+        None,
+        min_length=1,
+        description="PEM file of the CAs that endpoint certificates must chain to. Left "
+        "out: the system trust store.",
+    )
+    server_name: str | None = Field(
+        None,
+        min_length=1,
+        pattern=r"^[A-Za-z0-9.-]+$",
+        description="Sent as SNI and checked against the endpoint's certificate. Left out: "
+        "the endpoint's host when it is a name; an IP address is checked against the "
+        "certificate's IP addresses, and no SNI is sent.",
+    )
+    client_cert: str | None = Field(
+        None,
+        min_length=1,
+        description="PEM client certificate (then any intermediates) for upstreams that "
+        "require mutual TLS; needs `client_key`.",
+    )
+    # Checked even when left out, so a certificate without its key names this field.
+    client_key: str | None = Field(
+        None,
+        min_length=1,
+        validate_default=True,
+        description="PEM private key of `client_cert`, unencrypted; needs `client_cert`.",
+    )
+    min_version: Literal["1.2", "1.3"] = Field(
+        "1.2", description="The lowest TLS version Dispa accepts from the endpoint."
+    )
+
+    @field_validator("min_version", mode="before")
+    @classmethod
+    def _version_as_text(cls, value: object) -> object:
+        # A bare 1.2 in YAML is a number.
+        return str(value) if isinstance(value, float) else value
+
+    @field_validator("client_key")
+    @classmethod
+    def _key_with_certificate(cls, value: str | None, info: ValidationInfo) -> str | None:
+        certificate = info.data.get("client_cert")
+        if value is None and certificate is not None:
+            raise ValueError("client_cert needs its client_key")
+        if value is not None and certificate is None and "client_cert" in info.data:
+            raise ValueError("client_key needs its client_cert")
+        return value
+
+
 class Upstream(Strict):
     name: str = Field(pattern=_NAME)
+    protocol: Literal["http1", "h2"] = Field(
+        "http1",
+        description="How Dispa speaks to the endpoints. `http1`: HTTP/1.1 on a keep-alive "
+        "pool. `h2`: HTTP/2, each request a stream on a multiplexed connection per endpoint "
+        "(prior-knowledge h2c on plain TCP; h2 by ALPN with `tls`), as gRPC needs; trailers "
+        "pass end to end. WebSocket upgrades to an `h2` upstream are answered 501.",
+    )
     lb: Literal[LB_POLICIES] = "round_robin"
     hash: HashPolicy | None = None
     # "pool@provider": the endpoints come from that pool of a discovery provider.
@@ -278,6 +350,11 @@ class Upstream(Strict):
     timeouts: Timeouts = Timeouts()
     pool: Pool = Pool()
     session_affinity: SessionAffinity | None = None
+    tls: UpstreamTls | None = Field(
+        None,
+        description="Connect to the endpoints over TLS (HTTPS), for proxied requests, "
+        "WebSocket upgrades and active health checks alike. Left out: plain TCP.",
+    )
     capacity_rps: float | None = Field(
         None,
         gt=0,
@@ -295,6 +372,16 @@ class Upstream(Strict):
         # discovery value is reported on its own field, not here as well.
         if not value and "discovery" in info.data and info.data["discovery"] is None:
             raise ValueError("an upstream needs endpoints, or discovery: POOL@PROVIDER")
+        return value
+
+    @field_validator("health")
+    @classmethod
+    def _grpc_health_needs_h2(
+        cls, value: HealthCheck | None, info: ValidationInfo
+    ) -> HealthCheck | None:
+        protocol = info.data.get("protocol")
+        if value is not None and value.kind == "grpc" and protocol not in (None, "h2"):
+            raise ValueError(f"health kind 'grpc' needs protocol: h2, not {protocol}")
         return value
 
     # A field validator (not a model one) so the problem is reported even when another field

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from dispa.config.discovery import discovery_problems
-from dispa.config.schema import Gateway, Listener, Tls
+from dispa.config.schema import Gateway, Listener, Tls, Upstream
 
 
 def cross_check(gateway: Gateway) -> list[str]:
@@ -41,6 +41,7 @@ def cross_check(gateway: Gateway) -> list[str]:
     problems += _regions_check(gateway)
     problems += discovery_problems(gateway.discovery, gateway.upstreams)
     problems += listener_tls_problems(gateway.listeners)
+    problems += upstream_tls_problems(gateway.upstreams)
     admin = gateway.admin.address
     for index, listener in enumerate(gateway.listeners):
         if listener.address == admin and not admin.endswith(":0"):
@@ -82,6 +83,41 @@ def listener_tls_problems(listeners: tuple[Listener, ...], section: str = "liste
     for index, listener in enumerate(listeners):
         if listener.tls is not None:
             problems += tls_file_problems(listener.tls, f"{section}[{index}].tls")
+    return problems
+
+
+def upstream_tls_problems(upstreams: tuple[Upstream, ...]) -> list[str]:
+    """Problems with the files the upstreams' TLS sections name, as for listeners."""
+    problems: list[str] = []
+    for index, upstream in enumerate(upstreams):
+        tls = upstream.tls
+        if tls is None:
+            continue
+        where = f"upstreams[{index}].tls"
+        if tls.ca is not None:
+            try:
+                read_certificates(tls.ca)
+            except ValueError as error:
+                problems.append(f"{where}.ca: {error}")
+        if tls.client_cert is None or tls.client_key is None:
+            continue
+        try:
+            certificate = read_certificates(tls.client_cert)[0]
+        except ValueError as error:
+            problems.append(f"{where}.client_cert: {error}")
+            certificate = None
+        try:
+            key = read_private_key(tls.client_key)
+        except ValueError as error:
+            problems.append(f"{where}.client_key: {error}")
+            continue
+        if certificate is not None and _public_der(certificate.public_key()) != _public_der(
+            key.public_key()
+        ):
+            problems.append(
+                f"{where}.client_key: {tls.client_key} is not the key of the certificate "
+                f"in {tls.client_cert}"
+            )
     return problems
 
 

@@ -18,6 +18,7 @@ from dispa.proxy.events import Data, EndOfMessage, Request
 from dispa.proxy.exchange import NO_DEADLINE, Exchange
 from dispa.proxy.h1_parser import ProtocolError, RequestParser, UpgradeRequested
 from dispa.proxy.h1_writer import LAST_CHUNK, chunk, response_head
+from dispa.proxy.h2_upstream_headers import accepts_trailers, trailer_section
 from dispa.proxy.local_reply import error_reply, reason_phrase
 
 # Why reading from a client is paused: the exchange's body is waiting for an upstream
@@ -61,6 +62,7 @@ class H1ServerConnection(asyncio.Protocol):
         "response_head_only",
         "scheme",
         "timer_reason",
+        "trailer_section",
         "transport",
         "tunnel",
     )
@@ -94,6 +96,7 @@ class H1ServerConnection(asyncio.Protocol):
         self.pumping = False
         self.last_read = 0.0
         self.tunnel = None  # a Tunnel once a WebSocket upgrade is accepted: bytes go raw
+        self.trailer_section: bytes | None = None  # the last chunk with response trailers
 
     # ---------------------------------------------------------------- transport callbacks
 
@@ -304,9 +307,24 @@ class H1ServerConnection(asyncio.Protocol):
             data = head + data
         self.transport.write(data)
 
+    def send_trailers(self, headers) -> None:
+        """Response trailers: in the last chunk, for a client that said ``TE: trailers``
+        (RFC 9110 6.5.1); dropped for any other, and for a body with a length."""
+        exchange = self.exchange
+        if (
+            headers
+            and self.response_chunked
+            and not self.response_head_only
+            and exchange is not None
+            and accepts_trailers(exchange.request.headers)
+        ):
+            self.trailer_section = trailer_section(headers)
+
     def send_end(self) -> None:
         head = self.pending_head
         tail = LAST_CHUNK if self.response_chunked and not self.response_head_only else b""
+        if tail and self.trailer_section is not None:
+            tail, self.trailer_section = self.trailer_section, None
         if head is not None:
             self.pending_head = None
             self.transport.write(head + tail)

@@ -25,6 +25,7 @@ from h2.events import (
     RequestReceived,
     StreamEnded,
     StreamReset,
+    TrailersReceived,
     WindowUpdated,
 )
 from h2.exceptions import ProtocolError
@@ -34,6 +35,7 @@ from hyperframe.frame import GoAwayFrame
 from dispa.proxy import local_reply as reasons
 from dispa.proxy.client_connection import accept_connection, request_context
 from dispa.proxy.exchange import NO_DEADLINE, Exchange
+from dispa.proxy.grpc_status import grpc_local_reply, is_grpc
 from dispa.proxy.h2_headers import MalformedRequest, request_from_headers
 from dispa.proxy.h2_hpack import LiteralEncoder
 from dispa.proxy.h2_stream import OUTPUT_HIGH_WATER, OUTPUT_LOW_WATER, H2Stream
@@ -182,6 +184,8 @@ class H2ServerConnection(asyncio.Protocol):
                     self._on_request(event)
                 elif kind is StreamEnded:
                     self._on_request_end(event.stream_id)
+                elif kind is TrailersReceived:
+                    self._on_request_trailers(event.stream_id, event.headers)
                 elif kind is WindowUpdated:
                     window_opened = True
                 elif kind is StreamReset:
@@ -249,7 +253,10 @@ class H2ServerConnection(asyncio.Protocol):
             stream.request_ended = end_stream
             stream.body_unwanted = True
             gateway.stats.record_local_reply(error.reason)
-            stream.send_local_reply(error_reply(error.status, error.reason), head_only=False)
+            answer = error_reply(error.status, error.reason)
+            if is_grpc(event.headers):
+                answer = grpc_local_reply(answer)
+            stream.send_local_reply(answer, head_only=False)
             return
         stream = self.streams[stream_id] = H2Stream(self, stream_id, request)
         stream.request_ended = end_stream
@@ -321,6 +328,11 @@ class H2ServerConnection(asyncio.Protocol):
             stream.client_ended()
         else:
             stream.exchange.on_request_end()
+
+    def _on_request_trailers(self, stream_id: int, headers) -> None:
+        stream = self.streams.get(stream_id)
+        if stream is not None and stream.exchange is not None and stream.websocket_key is None:
+            stream.exchange.on_request_trailers(headers)
 
     def _on_reset(self, stream_id: int) -> None:
         stream = self.streams.get(stream_id)

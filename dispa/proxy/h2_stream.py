@@ -48,6 +48,7 @@ class H2Stream:
         "request_ended",
         "reset",
         "stream_id",
+        "trailers",
         "tunnel",
         "unacknowledged",
         "upstream_paused",
@@ -71,6 +72,7 @@ class H2Stream:
         self.output: deque = deque()  # response body pieces the windows did not let out
         self.output_bytes = 0
         self.end_queued = False  # the response is complete once the output is out
+        self.trailers = None  # response trailers: the last HEADERS frame, with END_STREAM
         self.ended = False  # END_STREAM sent
         self.reset = False  # RST_STREAM sent or received: nothing more goes out
         self.upstream_paused = False  # told the exchange to stop reading its upstream
@@ -106,6 +108,10 @@ class H2Stream:
         self.output.append(data)
         self.output_bytes += len(data)
 
+    def send_trailers(self, headers) -> None:
+        if headers and not self.head_only and not self.reset:
+            self.trailers = headers
+
     def send_end(self) -> None:
         self.end_queued = True
         self.connection.transmit(self)
@@ -123,8 +129,10 @@ class H2Stream:
             return
         exchange = self.exchange
         request_id = exchange.ctx.request_id.encode("latin-1") if exchange is not None else None
+        # gRPC's trailers-only reply carries no content-length: it is one HEADERS frame.
+        content_length = None if answer.trailers_only else len(answer.body)
         self.head = response_headers(
-            answer.status, list(answer.headers), len(answer.body), request_id, proxied=False
+            answer.status, list(answer.headers), content_length, request_id, proxied=False
         )
         self.head_only = head_only
         self.output.clear()
@@ -258,7 +266,7 @@ class H2Stream:
         moved = False
         try:
             if self.head is not None:
-                end = self.end_queued and not self.output
+                end = self.end_queued and not self.output and not self.trailers
                 h2.send_headers(stream_id, self.head, end_stream=end)
                 self.head = None
                 self.head_sent = True
@@ -281,13 +289,16 @@ class H2Stream:
                     output.popleft()
                 self.output_bytes -= len(piece)
                 budget -= len(piece)
-                end = self.end_queued and not output
+                end = self.end_queued and not output and not self.trailers
                 h2.send_data(stream_id, piece, end_stream=end)
                 moved = True
                 if end:
                     self.ended = True
             if self.end_queued and not output and not self.ended:
-                h2.end_stream(stream_id)
+                if self.trailers:
+                    h2.send_headers(stream_id, self.trailers, end_stream=True)
+                else:
+                    h2.end_stream(stream_id)
                 self.ended = True
                 moved = True
         except ProtocolError:

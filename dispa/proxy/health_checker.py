@@ -15,11 +15,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 from collections.abc import Callable, Sequence
 
 from dispa.config.schema import HealthCheck
 from dispa.proxy.endpoint import Endpoint
+from dispa.proxy.grpc_health import GrpcHealthError, probe_grpc_health
+from dispa.proxy.h2_probe import probe_status_h2
 from dispa.proxy.health_state import HealthState
+from dispa.proxy.upstream_tls import describe_handshake_error
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +57,18 @@ class ActiveHealthChecker:
         endpoints: Sequence[Endpoint],
         config: HealthCheck,
         on_change: Callable[[Endpoint, bool], None],
+        protocol: str = "http1",
     ) -> None:
         self.config = config
         self.on_change = on_change
+        # How one probe is made: by the upstream's protocol, or gRPC's health service.
+        if config.kind == "grpc":
+            self._probe = probe_grpc
+            # The gRPC probe raises unless SERVING: the status it returns is 200.
+            self._expected = (200, 200)
+        else:
+            self._probe = PROBES[protocol]
+            self._expected = config.expected_status
         self._targets: dict[Endpoint, _Target] = {e: self._new_target() for e in endpoints}
         # Tasks cancelled by update() that stop() must still wait for.
         self._retiring: set[asyncio.Task[None]] = set()
@@ -141,9 +154,9 @@ class ActiveHealthChecker:
             await asyncio.sleep(interval)
 
     async def _probe_once(self, endpoint: Endpoint, target: _Target) -> None:
-        low, high = self.config.expected_status
+        low, high = self._expected
         try:
-            status = await probe_status(endpoint, self.config)
+            status = await self._probe(endpoint, self.config)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # any failure of the probe is a failed check, never a crash
@@ -170,7 +183,8 @@ class ActiveHealthChecker:
 async def probe_status(endpoint: Endpoint, config: HealthCheck) -> int:
     """Send one health request on a new connection and return the response status.
 
-    ``config.timeout`` covers connecting, sending and receiving the response head.
+    ``config.timeout`` covers connecting (and the TLS handshake), sending and receiving
+    the response head.
     """
     request = (
         f"GET {config.path} HTTP/1.1\r\n"
@@ -178,8 +192,15 @@ async def probe_status(endpoint: Endpoint, config: HealthCheck) -> int:
         "User-Agent: dispa-health\r\n"
         "Connection: close\r\n\r\n"
     ).encode("latin-1")
+    # A TLS upstream is probed with the context its pool connects with (upstream_tls.py).
+    tls = getattr(endpoint.pool, "tls", None)
     async with asyncio.timeout(config.timeout):
-        reader, writer = await asyncio.open_connection(endpoint.host, endpoint.port)
+        reader, writer = await asyncio.open_connection(
+            endpoint.host,
+            endpoint.port,
+            ssl=tls.context if tls is not None else None,
+            server_hostname=tls.server_name if tls is not None else None,
+        )
         try:
             writer.write(request)
             # Read the whole head so the server sees a complete exchange, not a reset.
@@ -187,6 +208,22 @@ async def probe_status(endpoint: Endpoint, config: HealthCheck) -> int:
         finally:
             writer.close()
     return parse_status(head.split(b"\r\n", 1)[0])
+
+
+async def probe_status_over_h2(endpoint: Endpoint, config: HealthCheck) -> int:
+    """The HTTP/2 probe (h2_probe.py), with the same Host (:authority) as over HTTP/1.1,
+    over TLS when the endpoint's pool connects so."""
+    authority = config.host or host_header(endpoint)
+    return await probe_status_h2(endpoint, config, authority, getattr(endpoint.pool, "tls", None))
+
+
+async def probe_grpc(endpoint: Endpoint, config: HealthCheck) -> int:
+    """grpc.health.v1 Check over h2c (grpc_health.py), with the same :authority."""
+    return await probe_grpc_health(endpoint, config, config.host or host_header(endpoint))
+
+
+# The probe for each upstream protocol.
+PROBES = {"http1": probe_status, "h2": probe_status_over_h2}
 
 
 def host_header(endpoint: Endpoint) -> str:
@@ -216,6 +253,8 @@ def describe_error(exc: Exception, config: HealthCheck) -> str:
         return "connection closed before a response head"
     if isinstance(exc, asyncio.LimitOverrunError):
         return "response head too large"
-    if isinstance(exc, ProbeError):
+    if isinstance(exc, ProbeError | GrpcHealthError):
         return str(exc)
+    if isinstance(exc, ssl.SSLError):
+        return describe_handshake_error(exc)
     return f"{type(exc).__name__}: {exc}"

@@ -43,6 +43,9 @@ class LocalReply(NamedTuple):
     reason: str  # machine-friendly cause, e.g. "no_route", "upstream_timeout"
     body: bytes = b""
     headers: tuple[tuple[bytes, bytes], ...] = ()
+    # gRPC's trailers-only form (grpc_status.py): one header block, no body and no
+    # content-length, which over HTTP/2 is a single HEADERS frame with END_STREAM.
+    trailers_only: bool = False
 
 
 def error_reply(status: int, reason: str, extra_headers=()) -> LocalReply:
@@ -66,3 +69,7 @@ UPSTREAM_TIMEOUT = "upstream_timeout"
 RATE_LIMITED = "rate_limited"
 SHUTTING_DOWN = "shutting_down"
 NOT_CACHED = "not_cached"
+UNSUPPORTED_UPGRADE = "unsupported_upgrade"
+# gRPC: the client's deadline (grpc-timeout) passed, or its grpc-timeout was malformed.
+GRPC_DEADLINE = "grpc_deadline_exceeded"
+GRPC_BAD_TIMEOUT = "malformed_grpc_timeout"

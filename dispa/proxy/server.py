@@ -28,6 +28,7 @@ from dispa.proxy.sessions import LocalSessions, SessionTable
 from dispa.proxy.snapshot import Snapshot, compile_snapshot
 from dispa.proxy.tls import CertificateSet, ListenerTls, TlsSetupError, build_certificates
 from dispa.proxy.upstream import UpstreamSet
+from dispa.proxy.upstream_tls import UpstreamTlsError
 
 log = logging.getLogger("dispa.gateway")
 
@@ -116,7 +117,13 @@ class Gateway:
             self._install_certificates(renewed)
             return current  # an equal config changes nothing else (and keeps its revision)
         new_slots = await self._bind_new_listeners(config)
-        prepared = self.upstreams.prepare(config.upstreams)
+        try:
+            prepared = self.upstreams.prepare(config.upstreams)
+        except UpstreamTlsError as error:
+            # A TLS file that passed validation but no longer loads: refuse the config.
+            for slot in new_slots.values():
+                slot.server.close()
+            raise ListenError(str(error)) from None
         self._revision = revision if revision is not None else self._revision + 1
         snapshot = compile_snapshot(config, self._revision, prepared, source, self.quota)
         self.snapshot = snapshot

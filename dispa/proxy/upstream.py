@@ -11,17 +11,19 @@ import asyncio
 import logging
 import time
 
-from dispa.config.schema import Upstream, split_address
+from dispa.config.schema import Upstream, UpstreamTls, split_address
 from dispa.proxy.balancer import HASHING_POLICIES, build_balancer
 from dispa.proxy.circuit import CircuitBreaker
 from dispa.proxy.endpoint import Endpoint
 from dispa.proxy.events import header_value
+from dispa.proxy.h2_upstream_pool import H2EndpointPool
 from dispa.proxy.hash_key import cookie_value, key_function
 from dispa.proxy.health_checker import ActiveHealthChecker
 from dispa.proxy.outlier import OutlierDetector
 from dispa.proxy.retry_policy import RetryBudget
 from dispa.proxy.sessions import LocalSessions, new_session_id
 from dispa.proxy.upstream_connection import EndpointPool
+from dispa.proxy.upstream_tls import EndpointTls, UpstreamTlsContext
 
 log = logging.getLogger("dispa.upstream")
 
@@ -54,7 +56,7 @@ class UpstreamRuntime:
             config.retry.budget_percent, config.retry.min_retry_concurrency
         )
         self.health = (
-            ActiveHealthChecker(endpoints, config.health, self._on_health_change)
+            ActiveHealthChecker(endpoints, config.health, self._on_health_change, config.protocol)
             if config.health is not None
             else None
         )
@@ -206,6 +208,7 @@ class UpstreamRuntime:
             self.health is not None
             and previous.health is not None
             and config.health == previous.config.health
+            and config.protocol == previous.config.protocol  # the probe speaks it
         ):
             self.health = previous.health
             previous.health = None  # now ours: stopping the old runtime leaves it running
@@ -269,6 +272,20 @@ class UpstreamRuntime:
         return {"name": self.name, "lb": self.config.lb, "endpoints": endpoints}
 
 
+def _new_pool(pool_class, host: str, port: int, pool_config, tls: EndpointTls | None):
+    if tls is None:
+        return pool_class(host, port, pool_config.max_idle_per_endpoint, pool_config.idle_timeout)
+    return pool_class(
+        host, port, pool_config.max_idle_per_endpoint, pool_config.idle_timeout, tls=tls
+    )
+
+
+def _tls_config(pool) -> UpstreamTls | None:
+    """The ``tls`` block a pool's connections were made with (None: plain TCP)."""
+    tls = getattr(pool, "tls", None)
+    return tls.config if tls is not None else None
+
+
 class UpstreamSet:
     """All upstream runtimes of a gateway, carried from one snapshot to the next."""
 
@@ -278,30 +295,61 @@ class UpstreamSet:
         self._endpoints: dict[tuple[str, str], Endpoint] = {}
 
     def prepare(self, configs: tuple[Upstream, ...]) -> dict[str, UpstreamRuntime]:
-        """Runtimes for a new snapshot; nothing is started or stopped yet."""
+        """Runtimes for a new snapshot; nothing is started or stopped yet.
+
+        Raises UpstreamTlsError, before any endpoint changes, if a TLS file does not load.
+        """
+        changed = [
+            config
+            for config in configs
+            if (current := self.by_name.get(config.name)) is None or current.config != config
+        ]
+        # Built once per upstream config, all before any pool is touched: the endpoints'
+        # pools and health probes share it.
+        contexts = {
+            config.name: UpstreamTlsContext(
+                config, alpn=["h2"] if config.protocol == "h2" else None
+            )
+            for config in changed
+            if config.tls is not None
+        }
         prepared = {}
         for config in configs:
             current = self.by_name.get(config.name)
             if current is not None and current.config == config:
                 prepared[config.name] = current
                 continue
-            endpoints = [self._endpoint(config, e.address, e.weight) for e in config.endpoints]
+            tls = contexts.get(config.name)
+            endpoints = [self._endpoint(config, e.address, e.weight, tls) for e in config.endpoints]
             prepared[config.name] = UpstreamRuntime(config, endpoints, self._owner)
         return prepared
 
-    def _endpoint(self, config: Upstream, address: str, weight: int) -> Endpoint:
+    def _endpoint(
+        self, config: Upstream, address: str, weight: int, tls: UpstreamTlsContext | None = None
+    ) -> Endpoint:
         existing = self._endpoints.get((config.name, address))
         pool_config = config.pool
+        pool_class = H2EndpointPool if config.protocol == "h2" else EndpointPool
         if existing is not None:
             existing.weight = weight
+            endpoint_tls = tls.for_endpoint(existing.host) if tls is not None else None
+            if type(existing.pool) is not pool_class or _tls_config(existing.pool) != config.tls:
+                # The protocol or the TLS settings changed: the old connections finish what
+                # they carry, new requests open connections of the new kind.
+                existing.pool.close_all()
+                existing.pool = _new_pool(
+                    pool_class, existing.host, existing.port, pool_config, endpoint_tls
+                )
+            elif endpoint_tls is not None:
+                # Same settings, files loaded afresh (a renewed CA): for new connections.
+                existing.pool.tls = endpoint_tls
             existing.pool.max_idle = pool_config.max_idle_per_endpoint
             existing.pool.idle_timeout = pool_config.idle_timeout
             return existing
         host, port = split_address(address)
         endpoint = Endpoint(config.name, host, port, weight)
-        endpoint.pool = EndpointPool(
-            host, port, pool_config.max_idle_per_endpoint, pool_config.idle_timeout
-        )
+        endpoint_tls = tls.for_endpoint(host) if tls is not None else None
+        endpoint.pool = _new_pool(pool_class, host, port, pool_config, endpoint_tls)
         self._endpoints[(config.name, address)] = endpoint
         return endpoint
 

@@ -9,13 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import ssl
 import time
 
 from dispa.proxy.events import Data, EndOfMessage, Response
 from dispa.proxy.h1_parser import ProtocolError, ResponseParser
+from dispa.proxy.upstream_tls import EndpointTls, describe_handshake_error
+
+log = logging.getLogger("dispa.upstream")
 
 
 class UpstreamConnection(asyncio.Protocol):
+    multiplexed = False  # HTTP/1.1 bytes on the transport (an HTTP/2 stream says True)
+
     __slots__ = (
         "closed",
         "exchange",
@@ -99,6 +106,16 @@ class UpstreamConnection(asyncio.Protocol):
     def connection_lost(self, exc) -> None:
         if not self.closed:
             self.closed = True
+        if isinstance(exc, ssl.SSLError):
+            # A TLS alert after our side of the handshake, as a TLS 1.3 server refusing
+            # our client certificate sends: otherwise a 502 with nothing in the log.
+            tls = self.pool.tls
+            log.warning(
+                "endpoint %s of upstream %s: %s",
+                self.pool.address,
+                tls.upstream if tls is not None else "?",
+                describe_handshake_error(exc),
+            )
         self.pool.open_connections -= 1
         self.pool.forget(self)
         if self.on_closed is not None:
@@ -138,6 +155,8 @@ class UpstreamConnection(asyncio.Protocol):
 class EndpointPool:
     """Idle keep-alive connections to one endpoint."""
 
+    multiplexed = False  # h2_upstream_pool.H2EndpointPool hands out HTTP/2 streams
+
     __slots__ = (
         "address",
         "host",
@@ -147,9 +166,17 @@ class EndpointPool:
         "open_connections",
         "port",
         "retired",
+        "tls",
     )
 
-    def __init__(self, host: str, port: int, max_idle: int, idle_timeout: float) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        max_idle: int,
+        idle_timeout: float,
+        tls: EndpointTls | None = None,
+    ) -> None:
         self.host = host
         self.port = port
         self.address = f"{host}:{port}"
@@ -158,6 +185,7 @@ class EndpointPool:
         self.idle: list[UpstreamConnection] = []
         self.open_connections = 0
         self.retired = False  # set when the endpoint leaves the config
+        self.tls = tls  # None: plain TCP
 
     def take(self, now: float) -> UpstreamConnection | None:
         idle = self.idle
@@ -201,9 +229,28 @@ class EndpointPool:
         self.idle.clear()
 
     async def connect(self, timeout: float) -> UpstreamConnection:
+        """A new connection; ``timeout`` covers the TLS handshake too. A failed handshake
+        raises like a refused connection (the caller counts both alike) and is logged
+        here, once, with its reason."""
         loop = asyncio.get_running_loop()
-        _, protocol = await asyncio.wait_for(
-            loop.create_connection(lambda: UpstreamConnection(self), self.host, self.port),
-            timeout,
-        )
+        tls = self.tls
+        try:
+            _, protocol = await asyncio.wait_for(
+                loop.create_connection(
+                    lambda: UpstreamConnection(self),
+                    self.host,
+                    self.port,
+                    ssl=tls.context if tls is not None else None,
+                    server_hostname=tls.server_name if tls is not None else None,
+                ),
+                timeout,
+            )
+        except ssl.SSLError as error:
+            log.warning(
+                "endpoint %s of upstream %s: %s",
+                self.address,
+                tls.upstream if tls is not None else "?",
+                describe_handshake_error(error),
+            )
+            raise
         return protocol
