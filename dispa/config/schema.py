@@ -255,7 +255,7 @@ class Retry(Strict):
 
 
 class Timeouts(Strict):
-    connect: Duration = 2.0  # TCP connect to an endpoint -> 502 on failure
+    connect: Duration = 2.0  # each new connection (TCP, TLS, h2 SETTINGS) -> 502 on failure
     response: Duration = 30.0  # request sent -> first byte of the response head -> 504
     idle: Duration = 60.0  # longest silence while streaming a response -> 504
     tunnel_idle: Duration | None = None  # silence both ways in a WebSocket tunnel; None: idle

@@ -103,40 +103,42 @@ class H2EndpointPool:
     async def connect(self, timeout: float) -> H2UpstreamStream:
         """A stream on a new connection, or on an open one where a stream ended meanwhile.
         A crowd of requests larger than one connection takes opens connections one after
-        another; each waiter gives up after ``timeout``."""
+        another. ``timeout`` bounds each connection attempt, not the wait for a stream
+        slot: that wait is queueing, bounded by the request's response deadline (the
+        exchange cancels this call when it passes), as with Envoy's pending requests. A
+        busy endpoint's streams freeing up slowly is not a connect failure."""
         loop = asyncio.get_running_loop()
         waited = None  # the connect this request waited for last
-        async with asyncio.timeout(timeout):
-            while True:
-                connection = self._with_room()
-                if connection is not None:
-                    return connection.new_stream()
-                connecting = self._connecting
-                if connecting is not None and connecting.done():
-                    # A failed connect fails every request that waited for it; a request
-                    # that comes later tries a connect of its own.
-                    if connecting is waited:
-                        if connecting.exception() is not None:
-                            raise connecting.exception()
-                        if connecting.result().h2.remote_settings.max_concurrent_streams == 0:
-                            raise ConnectionError(f"{self.address} takes no HTTP/2 stream")
-                    connecting = None  # done: its connection, if it has room, was found above
-                if connecting is None:
-                    connecting = loop.create_task(self._open(timeout))
-                    connecting.add_done_callback(_retrieve_exception)
-                    self._connecting = connecting
-                waited = connecting
-                # Whichever comes first: the new connection, or a stream ending on an open
-                # one (a slow connect must not hold back a waiter that could go now).
-                # asyncio.wait never cancels the connect, which other waiters share.
-                freed = loop.create_future()
-                self._room_waiters.append(freed)
-                try:
-                    await asyncio.wait((connecting, freed), return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    if not freed.done():
-                        freed.cancel()
-                        self._room_waiters.remove(freed)
+        while True:
+            connection = self._with_room()
+            if connection is not None:
+                return connection.new_stream()
+            connecting = self._connecting
+            if connecting is not None and connecting.done():
+                # A failed connect fails every request that waited for it; a request
+                # that comes later tries a connect of its own.
+                if connecting is waited:
+                    if connecting.exception() is not None:
+                        raise connecting.exception()
+                    if connecting.result().h2.remote_settings.max_concurrent_streams == 0:
+                        raise ConnectionError(f"{self.address} takes no HTTP/2 stream")
+                connecting = None  # done: its connection, if it has room, was found above
+            if connecting is None:
+                connecting = loop.create_task(self._open(timeout))
+                connecting.add_done_callback(_retrieve_exception)
+                self._connecting = connecting
+            waited = connecting
+            # Whichever comes first: the new connection, or a stream ending on an open
+            # one (a slow connect must not hold back a waiter that could go now).
+            # asyncio.wait never cancels the connect, which other waiters share.
+            freed = loop.create_future()
+            self._room_waiters.append(freed)
+            try:
+                await asyncio.wait((connecting, freed), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                if not freed.done():
+                    freed.cancel()
+                    self._room_waiters.remove(freed)
 
     def room_freed(self) -> None:
         """A stream ended on a connection that takes new ones: wake the waiters."""

@@ -116,6 +116,8 @@ class UpstreamConnection(asyncio.Protocol):
                 tls.upstream if tls is not None else "?",
                 describe_handshake_error(exc),
             )
+        elif isinstance(exc, ConnectionResetError) and self.idle_since == 0.0:
+            self._log_reset_before_first_response()
         self.pool.open_connections -= 1
         self.pool.forget(self)
         if self.on_closed is not None:
@@ -125,6 +127,23 @@ class UpstreamConnection(asyncio.Protocol):
         if exchange is not None:
             self.exchange = None
             exchange.on_upstream_lost(self)
+
+    def _log_reset_before_first_response(self) -> None:
+        # A TLS 1.3 server that refuses our client certificate sends its alert after our
+        # handshake is done; if our request is still unread there, the kernel turns its
+        # close into a reset and the alert is lost. Say what the likely cause is.
+        tls = self.pool.tls
+        if tls is None:
+            return
+        hint = ""
+        if not tls.config.client_cert:
+            hint = "; if it requires client certificates, set its tls.client_cert"
+        log.warning(
+            "endpoint %s of upstream %s reset the TLS connection before its first response%s",
+            self.pool.address,
+            tls.upstream,
+            hint,
+        )
 
     def pause_writing(self) -> None:
         if self.exchange is not None:

@@ -488,7 +488,8 @@ def test_nghttpd_upstream_files_uploads_and_trailers(processes: Processes, tmp_p
         timeout=120,
         check=False,
     )
-    assert "status codes: 200 2xx" in result.stdout.decode(), result.stdout.decode()
+    report = result.stdout.decode()
+    assert "status codes: 200 2xx" in report, report + gateway.stderr()
 
 
 # ---------------------------------------------------------------- reload and drain

@@ -75,3 +75,33 @@ async def test_every_waiter_of_a_failed_connect_fails_and_a_later_request_tries_
     later = await asyncio.gather(pool.connect(timeout=2.0), return_exceptions=True)
     assert isinstance(later[0], OSError)
     assert pool._connecting is not first, "a later request makes a connect of its own"
+
+
+async def test_the_connect_timeout_bounds_each_connection_not_the_wait_for_a_stream() -> None:
+    # An endpoint that takes one stream per connection and answers each new connection's
+    # handshake after 0.15 s: the fourth of four waiters is served after about 0.6 s, longer
+    # than the 0.4 s connect timeout, and that is queueing, not a failed connect.
+    one_stream = b"\x00\x00\x06\x04\x00\x00\x00\x00\x00" + b"\x00\x03\x00\x00\x00\x01"
+
+    async def slow_settings(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(0.15)
+        writer.write(one_stream)
+        await reader.read()
+        writer.close()
+
+    server = await asyncio.start_server(slow_settings, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    pool = H2EndpointPool("127.0.0.1", port, max_idle=8, idle_timeout=60.0)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        streams = await asyncio.wait_for(
+            asyncio.gather(*(pool.connect(timeout=0.4) for _ in range(4))), 5.0
+        )
+        assert loop.time() - started > 0.4
+        assert len({id(stream.connection) for stream in streams}) == 4
+    finally:
+        for connection in list(pool.connections):
+            connection.close()
+        server.close()
+        await server.wait_closed()

@@ -251,3 +251,26 @@ async def test_a_tls_file_gone_since_validation_refuses_the_snapshot_unchanged(
         upstreams.prepare((gone,))
     assert endpoint.pool is pool and not pool.retired
     await upstreams.stop()
+
+
+async def test_a_reset_before_the_first_response_hints_at_a_missing_client_certificate(
+    files: dict[str, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    # A TLS 1.3 server's "certificate required" alert can be lost to a reset; the log still
+    # says what to check. Once a response has come back, a reset is an ordinary one.
+    async with TlsServer(files) as server:
+        without_cert = pool_for(server, tls(ca=str(files["ca"]), server_name="api.internal"))
+        first = await without_cert.connect(2.0)
+        served = await without_cert.connect(2.0)
+        without_cert.put(served, now=1.0)  # it answered once: not the first response
+        with caplog.at_level(logging.WARNING, logger="dispa.upstream"):
+            first.connection_lost(ConnectionResetError())
+            served.connection_lost(ConnectionResetError())
+        messages = [r.getMessage() for r in caplog.records if r.name == "dispa.upstream"]
+        assert messages == [
+            f"endpoint 127.0.0.1:{server.port} of upstream api reset the TLS connection "
+            "before its first response; if it requires client certificates, "
+            "set its tls.client_cert"
+        ]
+        first.transport.close()
+        served.transport.close()
