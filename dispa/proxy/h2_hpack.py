@@ -63,15 +63,29 @@ class LiteralEncoder:
         if self._announce_size:
             self._announce_size = False
             parts.append(_SIZE_UPDATE_TO_ZERO)
-        for name, value in headers:
-            static = _STATIC.get(name)
-            if static is None:
-                parts.append(b"\x00" + _string(name))
-            else:
-                index = static[1].get(value)
-                if index is not None:
-                    parts.append(_ONE_BYTE[0x80 | index])  # every static index is < 127
-                    continue
-                parts.append(encode_integer(static[0], 4, 0x00))
-            parts.append(_string(value))
+        cache = _ENCODED
+        for field in headers:
+            encoded = cache.get(field)
+            if encoded is None:
+                encoded = _encode_field(field[0], field[1])
+                if len(cache) >= _CACHE_LIMIT:
+                    cache.clear()  # values that never repeat (request ids) fill it up
+                cache[field] = encoded
+            parts.append(encoded)
         return b"".join(parts)
+
+
+def _encode_field(name: bytes, value: bytes) -> bytes:
+    static = _STATIC.get(name)
+    if static is None:
+        return b"\x00" + _string(name) + _string(value)
+    index = static[1].get(value)
+    if index is not None:
+        return _ONE_BYTE[0x80 | index]  # every static index is < 127
+    return encode_integer(static[0], 4, 0x00) + _string(value)
+
+
+# Without a dynamic table a field always encodes the same, on any connection: most fields
+# of responses (server, content-type, a content-length, a date within its second) repeat.
+_ENCODED: dict[tuple[bytes, bytes], bytes] = {}
+_CACHE_LIMIT = 4096

@@ -1,11 +1,12 @@
 """The client side of HTTP/2: one Protocol per connection, one exchange per stream.
 
-The h2 library is the state machine (bytes in, events out, frames to send); this Protocol
-only moves bytes and dispatches: a stream's header block becomes the same ``Request`` the
-HTTP/1.1 parser builds, handed to an ``Exchange`` whose downstream is that stream
-(``H2Stream``). Streams share the socket but not their backpressure: each has its own
-output queue and its own flow-control windows. An extended CONNECT (RFC 8441) becomes a
-WebSocket upgrade: its stream's DATA frames are the tunnel's bytes (h2_websocket.py).
+The engine (h2_engine.py) is the state machine (bytes in, events out, frames to send);
+this Protocol only moves bytes and dispatches: a stream's header block becomes the same
+``Request`` the HTTP/1.1 parser builds, handed to an ``Exchange`` whose downstream is that
+stream (``H2Stream``). Streams share the socket but not their backpressure: each has its
+own output queue and its own flow-control windows. An extended CONNECT (RFC 8441)
+becomes a WebSocket upgrade: its stream's DATA frames are the tunnel's bytes
+(h2_websocket.py).
 """
 
 from __future__ import annotations
@@ -15,12 +16,18 @@ import contextlib
 import os
 import time
 
-from h2.config import H2Configuration
-from h2.connection import H2Connection
 from h2.errors import ErrorCodes
-from h2.events import (
+
+from dispa.proxy import local_reply as reasons
+from dispa.proxy.client_connection import accept_connection, request_context
+from dispa.proxy.exchange import NO_DEADLINE, Exchange
+from dispa.proxy.grpc_status import grpc_local_reply, is_grpc
+from dispa.proxy.h2_engine import (
     ConnectionTerminated,
     DataReceived,
+    H2ProtocolError,
+    H2ServerEngine,
+    HeadersTooLarge,
     RemoteSettingsChanged,
     RequestReceived,
     StreamEnded,
@@ -28,14 +35,6 @@ from h2.events import (
     TrailersReceived,
     WindowUpdated,
 )
-from h2.exceptions import ProtocolError
-from h2.settings import SettingCodes, Settings
-from hyperframe.frame import GoAwayFrame
-
-from dispa.proxy import local_reply as reasons
-from dispa.proxy.client_connection import accept_connection, request_context
-from dispa.proxy.exchange import NO_DEADLINE, Exchange
-from dispa.proxy.grpc_status import grpc_local_reply, is_grpc
 from dispa.proxy.h2_headers import MalformedRequest, request_from_headers
 from dispa.proxy.h2_hpack import LiteralEncoder
 from dispa.proxy.h2_stream import OUTPUT_HIGH_WATER, OUTPUT_LOW_WATER, H2Stream
@@ -55,24 +54,14 @@ _UNBOUNDED = 1 << 62
 _CONTINUE = [(b":status", b"100")]
 
 
-class _RefusingSettings(Settings):
-    """Our settings as advertised, except that h2 does not enforce MAX_CONCURRENT_STREAMS
-    itself: it would end the whole connection (PROTOCOL_ERROR) for one stream too many,
-    where refusing that stream alone (REFUSED_STREAM) lets the client retry it."""
-
-    @property
-    def max_concurrent_streams(self) -> int:
-        return 2**31
-
-
 class H2ServerConnection(asyncio.Protocol):
     __slots__ = (
-        "batching",
         "client_identity",
         "client_ip",
         "client_port",
         "closing",
         "deadline",
+        "flush_scheduled",
         "gateway",
         "goaway_stream_id",
         "h2",
@@ -98,31 +87,19 @@ class H2ServerConnection(asyncio.Protocol):
         self.client_port = 0
         self.scheme = "http"
         self.client_identity = None  # a ClientIdentity once a client certificate is verified
-        config = H2Configuration(
-            client_side=False,
-            header_encoding=None,
-            # Response headers are built clean (h2_headers.response_headers): no second pass.
-            validate_outbound_headers=False,
-            normalize_outbound_headers=False,
+        # The stream limit is advertised, not enforced by the engine: one stream too many
+        # is refused alone (REFUSED_STREAM, see _on_request), which a client may retry.
+        # Response headers are encoded with the static table and literals (h2_hpack.py).
+        self.h2 = H2ServerEngine(
+            max_concurrent_streams=MAX_CONCURRENT_STREAMS,
+            initial_window=STREAM_WINDOW,
+            max_header_list_size=self.limits.max_header_bytes,
+            encoder=LiteralEncoder(),
         )
-        h2 = self.h2 = H2Connection(config)
-        # The library's encoder cost more than anything else per response (h2_hpack.py).
-        h2.encoder = LiteralEncoder()
-        h2.local_settings = _RefusingSettings(
-            client=False,
-            initial_values={
-                SettingCodes.MAX_CONCURRENT_STREAMS: MAX_CONCURRENT_STREAMS,
-                SettingCodes.INITIAL_WINDOW_SIZE: STREAM_WINDOW,
-                SettingCodes.MAX_HEADER_LIST_SIZE: self.limits.max_header_bytes,
-                # WebSocket over HTTP/2: extended CONNECT with :protocol (RFC 8441 3).
-                SettingCodes.ENABLE_CONNECT_PROTOCOL: 1,
-            },
-        )
-        h2.decoder.max_header_list_size = self.limits.max_header_bytes
         self.streams: dict[int, H2Stream] = {}
         self.waiting: dict[int, H2Stream] = {}  # streams with output the windows hold back
         self.write_paused = False
-        self.batching = False  # inside data_received: one write at its end
+        self.flush_scheduled = False  # a write of what the engine queued is on its way
         self.closing = False
         self.goaway_stream_id: int | None = None  # set once GOAWAY is sent
         self.requests_served = 0
@@ -145,7 +122,7 @@ class H2ServerConnection(asyncio.Protocol):
         h2 = self.h2
         h2.initiate_connection()
         h2.increment_flow_control_window(CONNECTION_WINDOW - _DEFAULT_WINDOW)
-        self._write_out()
+        self._flush()  # our preface at once: the client's first window depends on it
         self._arm_timer(self.limits.idle_timeout, "idle")
 
     def data_received(self, data: bytes) -> None:
@@ -154,55 +131,52 @@ class H2ServerConnection(asyncio.Protocol):
         self.gateway.now = time.monotonic()
         try:
             events = self.h2.receive_data(data)
-        except ProtocolError:
-            # h2 has queued GOAWAY with the error's code: send it and close.
-            self._write_out()
+        except H2ProtocolError:
+            # The engine has queued GOAWAY with the error's code: _close sends it.
             self._close()
             return
-        self.batching = True
         window_opened = False
         # Consecutive DATA frames of one stream reach its exchange as one piece: one write
         # upstream instead of one per frame (16 KiB each, as most clients send them).
         data_stream = 0
         pieces: list[bytes] = []
         data_size = 0
-        try:
-            for event in events:
-                kind = type(event)
-                if kind is DataReceived:
-                    if event.stream_id != data_stream:
-                        if data_stream:
-                            self._on_data(data_stream, pieces, data_size)
-                        data_stream, pieces, data_size = event.stream_id, [], 0
-                    pieces.append(event.data)
-                    data_size += event.flow_controlled_length
-                    continue
-                if data_stream:
-                    self._on_data(data_stream, pieces, data_size)
-                    data_stream = 0
-                if kind is RequestReceived:
-                    self._on_request(event)
-                elif kind is StreamEnded:
-                    self._on_request_end(event.stream_id)
-                elif kind is TrailersReceived:
-                    self._on_request_trailers(event.stream_id, event.headers)
-                elif kind is WindowUpdated:
-                    window_opened = True
-                elif kind is StreamReset:
-                    self._on_reset(event.stream_id)
-                elif kind is RemoteSettingsChanged:
-                    window_opened = True
-                elif kind is ConnectionTerminated:
-                    # The client sent GOAWAY; h2 sends nothing more after one, so streams
-                    # still in flight cannot be answered: they end now.
-                    self.batching = False
-                    self._write_out()
-                    self._close()
-                    return
+        for event in events:
+            kind = type(event)
+            if kind is DataReceived:
+                if event.stream_id != data_stream:
+                    if data_stream:
+                        self._on_data(data_stream, pieces, data_size)
+                    data_stream, pieces, data_size = event.stream_id, [], 0
+                pieces.append(event.data)
+                data_size += event.flow_controlled_length
+                continue
             if data_stream:
                 self._on_data(data_stream, pieces, data_size)
-        finally:
-            self.batching = False
+                data_stream = 0
+            if kind is RequestReceived:
+                self._on_request(event)
+            elif kind is StreamEnded:
+                self._on_request_end(event.stream_id)
+            elif kind is HeadersTooLarge:
+                self._reject(event.stream_id, event.stream_ended, 431, reasons.HEADER_TOO_LARGE)
+            elif kind is TrailersReceived:
+                self._on_request_trailers(event.stream_id, event.headers)
+            elif kind is WindowUpdated:
+                window_opened = True
+            elif kind is StreamReset:
+                self._on_reset(event.stream_id)
+            elif kind is RemoteSettingsChanged:
+                window_opened = True
+            elif kind is ConnectionTerminated:
+                # The client's GOAWAY. NO_ERROR: it is done opening streams, the ones in
+                # flight finish (RFC 9113 6.8), as on our drain. An error: close now.
+                if event.error_code:
+                    self._close()
+                    return
+                self._send_goaway()
+        if data_stream:
+            self._on_data(data_stream, pieces, data_size)
         if window_opened:
             self._push_waiting()
         self._write_out()
@@ -237,7 +211,7 @@ class H2ServerConnection(asyncio.Protocol):
     def _on_request(self, event) -> None:
         stream_id = event.stream_id
         gateway = self.gateway
-        end_stream = event.stream_ended is not None
+        end_stream = event.stream_ended
         after_goaway = self.goaway_stream_id is not None and stream_id > self.goaway_stream_id
         if after_goaway or len(self.streams) >= MAX_CONCURRENT_STREAMS:
             self._refuse(stream_id)
@@ -249,14 +223,7 @@ class H2ServerConnection(asyncio.Protocol):
                 stream_id, event.headers, end_stream, self.limits.max_body_bytes
             )
         except MalformedRequest as error:
-            stream = self.streams[stream_id] = H2Stream(self, stream_id)
-            stream.request_ended = end_stream
-            stream.body_unwanted = True
-            gateway.stats.record_local_reply(error.reason)
-            answer = error_reply(error.status, error.reason)
-            if is_grpc(event.headers):
-                answer = grpc_local_reply(answer)
-            stream.send_local_reply(answer, head_only=False)
+            self._reject(stream_id, end_stream, error.status, error.reason, event.headers)
             return
         stream = self.streams[stream_id] = H2Stream(self, stream_id, request)
         stream.request_ended = end_stream
@@ -284,11 +251,28 @@ class H2ServerConnection(asyncio.Protocol):
             and not exchange.response_started
         ):
             # Interim answers from upstreams are dropped; the body is welcome: say so now.
-            with contextlib.suppress(ProtocolError):  # unless the client reset the stream
+            with contextlib.suppress(H2ProtocolError):  # unless the client reset the stream
                 self.h2.send_headers(stream_id, _CONTINUE)
         limit = self.limits.max_requests_per_connection
         if gateway.draining or (limit and self.requests_served >= limit):
             self._send_goaway()
+
+    def _reject(
+        self, stream_id: int, end_stream: bool, status: int, reason: str, headers=()
+    ) -> None:
+        """Answer a request Dispa will not route (malformed, headers too large) itself."""
+        if len(self.streams) >= MAX_CONCURRENT_STREAMS:
+            self._refuse(stream_id)
+            return
+        self._cancel_timer()
+        stream = self.streams[stream_id] = H2Stream(self, stream_id)
+        stream.request_ended = end_stream
+        stream.body_unwanted = True
+        self.gateway.stats.record_local_reply(reason)
+        answer = error_reply(status, reason)
+        if is_grpc(headers):
+            answer = grpc_local_reply(answer)
+        stream.send_local_reply(answer, head_only=False)
 
     def _on_data(self, stream_id: int, pieces: list[bytes], size: int) -> None:
         """Body bytes of one stream; ``size`` is what they count against the windows."""
@@ -362,7 +346,7 @@ class H2ServerConnection(asyncio.Protocol):
 
     def _acknowledge(self, stream_id: int, size: int) -> None:
         if size and not self.closing:
-            with contextlib.suppress(ProtocolError):  # the connection is ending
+            with contextlib.suppress(H2ProtocolError):  # the connection is ending
                 self.h2.acknowledge_received_data(size, stream_id)
 
     def transmit(self, stream: H2Stream) -> None:
@@ -446,7 +430,7 @@ class H2ServerConnection(asyncio.Protocol):
     def _reset(self, stream_id: int, error_code: ErrorCodes) -> None:
         if self.closing:
             return
-        with contextlib.suppress(ProtocolError):  # closed on both sides: nothing to reset
+        with contextlib.suppress(H2ProtocolError):  # closed on both sides: nothing to reset
             self.h2.reset_stream(stream_id, error_code)
 
     def _refuse(self, stream_id: int) -> None:
@@ -454,8 +438,15 @@ class H2ServerConnection(asyncio.Protocol):
         self._reset(stream_id, ErrorCodes.REFUSED_STREAM)
 
     def _write_out(self) -> None:
-        if self.batching:
-            return
+        """Send what the engine queued, once this turn of the event loop is over: the
+        responses to one client's streams that complete in the same turn (their
+        upstreams' reads) leave in one write, not a system call each."""
+        if not self.flush_scheduled:
+            self.flush_scheduled = True
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self.flush_scheduled = False
         data = self.h2.data_to_send()
         if data and self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
@@ -463,18 +454,13 @@ class H2ServerConnection(asyncio.Protocol):
     # ---------------------------------------------------------------- drain, timers, close
 
     def _send_goaway(self) -> None:
-        """GOAWAY(NO_ERROR): no new streams; those already open finish, then we close.
-
-        Written as a frame of our own: h2's close_connection would refuse to send anything
-        more on the streams still in flight."""
+        """GOAWAY(NO_ERROR): no new streams; those already open finish, then we close."""
         if self.goaway_stream_id is not None or self.closing:
             return
         last_stream_id = self.h2.highest_inbound_stream_id
         self.goaway_stream_id = last_stream_id
-        frame = GoAwayFrame(0, last_stream_id=last_stream_id, error_code=ErrorCodes.NO_ERROR)
-        pending = self.h2.data_to_send()
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(pending + frame.serialize())
+        self.h2.goaway(last_stream_id, ErrorCodes.NO_ERROR)
+        self._flush()
         if not self.streams:
             self._close()
 
@@ -527,6 +513,7 @@ class H2ServerConnection(asyncio.Protocol):
 
     def _close(self) -> None:
         if not self.closing:
+            self._flush()  # a GOAWAY or the last frames queued go out first
             self.closing = True
             self._cancel_timer()
             if self.transport is not None:

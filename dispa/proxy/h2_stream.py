@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections import deque
 
 from h2.errors import ErrorCodes
-from h2.exceptions import ProtocolError
 
 from dispa.proxy import local_reply as reasons
+from dispa.proxy.h2_engine import H2ProtocolError
 from dispa.proxy.h2_headers import response_headers
 from dispa.proxy.h2_websocket import CloseFrameWatcher, tunnel_response_headers
 from dispa.proxy.local_reply import error_reply
@@ -301,8 +301,9 @@ class H2Stream:
                     h2.end_stream(stream_id)
                 self.ended = True
                 moved = True
-        except ProtocolError:
-            # Closed by the peer in frames h2 has read but we have not yet seen as events.
+        except H2ProtocolError:
+            # Closed by the peer in frames the engine has read but we have not yet seen as
+            # events.
             self.reset = True
             self.output.clear()
             self.output_bytes = 0

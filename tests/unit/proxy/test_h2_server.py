@@ -397,8 +397,8 @@ async def test_request_data_is_acknowledged_only_as_the_exchange_takes_it(gatewa
     assert client.h2.local_flow_control_window(stream_id) == 0  # nothing given back
     assert stream.unacknowledged == window
     stream.resume_reading("upstream")
-    client.receive()
-    assert client.h2.local_flow_control_window(stream_id) == window
+    # The WINDOW_UPDATE leaves with the connection's next write, at the end of this turn.
+    await client.wait(lambda: client.h2.local_flow_control_window(stream_id) == window)
     client.h2.end_stream(stream_id)
     client.send()
     upstream.release.set()
@@ -482,6 +482,25 @@ async def test_drain_sends_goaway_and_finishes_the_stream_in_flight(gateway, ups
     assert await client.response(in_flight) == (200, b"released\n")
     await client.wait(lambda: client.transport.closed, what="the close after the last stream")
     assert client.server not in gateway.connections
+
+
+async def test_a_client_goaway_lets_the_stream_in_flight_finish(gateway, upstream):
+    # GOAWAY(NO_ERROR) from a client ends the connection gracefully (RFC 9113 6.8): the
+    # stream it already opened is answered, then the connection closes.
+    client = connect(gateway)
+    in_flight = client.request("/hold")
+    await client.wait(lambda: upstream.held == 1)
+    goaway = b"\x00\x00\x08\x07\x00\x00\x00\x00\x00" + bytes(8)  # last stream 0, NO_ERROR
+    client.server.data_received(goaway)
+    await client.wait(lambda: client.goaway is not None, what="our GOAWAY in answer")
+    assert client.goaway.last_stream_id == in_flight
+    assert not client.transport.closed
+    # The test client, and h2 under it, stop reading at a GOAWAY: read on.
+    client.goaway = None
+    client.h2.state_machine.state = type(client.h2.state_machine.state).CLIENT_OPEN
+    upstream.release.set()
+    assert await client.response(in_flight) == (200, b"released\n")
+    await client.wait(lambda: client.transport.closed, what="the close after the last stream")
 
 
 async def test_an_idle_connection_times_out_with_goaway(gateway):
