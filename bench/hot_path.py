@@ -14,9 +14,12 @@ import asyncio
 import time
 
 import uvloop
+from h2.config import H2Configuration
+from h2.connection import H2Connection
 
 from dispa.config.load import load_text
 from dispa.proxy.h1_server import H1ServerConnection
+from dispa.proxy.h2_server import H2ServerConnection
 from dispa.proxy.server import Gateway
 from dispa.proxy.upstream_connection import UpstreamConnection
 
@@ -95,12 +98,70 @@ async def measure(config_text: str, requests: int) -> float:
     return elapsed / requests * 1e6
 
 
+def h2_client_reads(requests: int, streams_per_read: int) -> list[bytes]:
+    """What an h2load client sends, read by read: the preface, then ``streams_per_read``
+    GET streams per read (as ``-m``), a connection WINDOW_UPDATE now and then for the
+    answers. Made by the h2 library as a client, before the clock starts."""
+    client = H2Connection(H2Configuration(client_side=True, header_encoding=None))
+    client.initiate_connection()
+    reads = [client.data_to_send()]
+    headers = [
+        (b":method", b"GET"),
+        (b":scheme", b"http"),
+        (b":path", b"/"),
+        (b":authority", b"127.0.0.1:8080"),
+        (b"user-agent", b"h2load nghttp2/1.52.0"),
+    ]
+    for first in range(0, requests, streams_per_read):
+        for _ in range(min(streams_per_read, requests - first)):
+            client.send_headers(client.get_next_available_stream_id(), headers, end_stream=True)
+        if first % 4000 == 0:
+            client.increment_flow_control_window(2**20)
+        reads.append(client.data_to_send())
+    return reads
+
+
+async def measure_h2(config_text: str, requests: int, streams_per_read: int = 4) -> float:
+    """As ``measure``, over HTTP/2: streams_per_read requests per client read, each on
+    its own pooled upstream connection, and the client's frames written once per turn."""
+    reads = h2_client_reads(requests, streams_per_read)  # first: it takes a while
+    gateway = Gateway()
+    await gateway.apply(load_text(config_text))
+    endpoint = gateway.snapshot.upstreams["app"].endpoints[0]
+    upstreams = []
+    for _ in range(streams_per_read):
+        upstream = UpstreamConnection(endpoint.pool)
+        upstream.connection_made(MemoryTransport())
+        endpoint.pool.put(upstream, time.monotonic())
+        upstreams.append(upstream)
+    listener = next(iter(gateway.listeners.values())).config
+    client = H2ServerConnection(gateway, listener)
+    client_transport = MemoryTransport()
+    client.connection_made(client_transport)
+    client.data_received(reads[0])
+    await asyncio.sleep(0)
+    started = time.perf_counter()
+    for read in reads[1:]:
+        client.data_received(read)
+        for upstream in upstreams:
+            if upstream.exchange is not None:
+                upstream.data_received(RESPONSE)
+        await asyncio.sleep(0)  # the turn ends: the client's frames go out
+    elapsed = time.perf_counter() - started
+    answered = sum(upstream.transport.writes for upstream in upstreams)
+    assert answered == requests, f"{answered} of {requests} requests went upstream"
+    assert not client.streams, "a stream was not answered"
+    return elapsed / requests * 1e6
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=50_000)
+    parser.add_argument("--h2", action="store_true", help="HTTP/2 clients (4 streams a read)")
     args = parser.parse_args()
+    run = measure_h2 if args.h2 else measure
     for name, text in (("minimal", MINIMAL), ("chain", MINIMAL + CHAIN)):
-        best = min(uvloop.run(measure(text, args.requests)) for _ in range(3))
+        best = min(uvloop.run(run(text, args.requests)) for _ in range(3))
         print(f"{name:8} {best:6.1f} us of Python per proxied request")
 
 

@@ -351,6 +351,17 @@ async def test_a_body_over_the_limit_is_refused_with_413(gateway):
     assert gateway.stats.snapshot()["local_replies"].get("body_too_large") == 1
 
 
+async def test_a_header_list_over_the_limit_is_answered_431(gateway):
+    # 70,000 bytes against the 64 KiB limit: answered on its stream, as HTTP/1.1's 431;
+    # the connection goes on.
+    client = connect(gateway)
+    huge = client.request("/direct", extra=[(b"x-big", b"v" * 70_000)])
+    status, _body = await client.response(huge)
+    assert status == 431
+    assert gateway.stats.snapshot()["local_replies"].get("header_too_large") == 1
+    assert await client.response(client.request("/direct")) == (200, b"direct\n")
+
+
 # ---------------------------------------------------------------- flow control
 
 
