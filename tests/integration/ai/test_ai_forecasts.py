@@ -45,7 +45,11 @@ def test_a_smooth_ramp_flags_nothing_and_its_forecast_raises_a_capacity_alert(
         assert entry["state"] == "normal" and entry["weight_factor"] == 1.0, entry
     learner = document["learner"]
     assert learner["running"] and learner["samples_dropped"] == 0
-    assert learner["model_restarts"] == 0 and learner["samples_learned"] > 40
+    assert learner["model_restarts"] == 0
+    # Samples every 200 ms from the start: the learner kept up with the sampler (how many
+    # there were depends on how soon the alert came).
+    assert learner["samples_learned"] >= 20, learner
+    assert learner["samples_learned"] >= learner["samples_submitted"] - 5, learner
     forecasts = document["forecasts"]
     assert set(forecasts) == {"upstreams", "regions", "routes"}
     assert [h["in_seconds"] for h in forecasts["upstreams"]["app"]["forecast_rps"]] == [
