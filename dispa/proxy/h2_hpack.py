@@ -68,9 +68,10 @@ class LiteralEncoder:
             encoded = cache.get(field)
             if encoded is None:
                 encoded = _encode_field(field[0], field[1])
-                if len(cache) >= _CACHE_LIMIT:
-                    cache.clear()  # values that never repeat (request ids) fill it up
-                cache[field] = encoded
+                if field[0] not in _NEVER_REPEATED:
+                    if len(cache) >= _CACHE_LIMIT:
+                        cache.clear()  # values seldom repeated must not fill it up
+                    cache[field] = encoded
             parts.append(encoded)
         return b"".join(parts)
 
@@ -89,3 +90,5 @@ def _encode_field(name: bytes, value: bytes) -> bytes:
 # of responses (server, content-type, a content-length, a date within its second) repeat.
 _ENCODED: dict[tuple[bytes, bytes], bytes] = {}
 _CACHE_LIMIT = 4096
+# Fields new with every response: stored, they would only push the others out.
+_NEVER_REPEATED = frozenset({b"x-request-id"})

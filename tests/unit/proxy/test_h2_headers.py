@@ -117,3 +117,69 @@ def test_an_upstream_request_id_wins_and_local_replies_have_no_via():
 
 def test_no_content_length_on_204():
     assert response_headers(204, [], 0, None, proxied=False) == [(b":status", b"204")]
+
+
+def test_a_repeated_block_gives_each_request_its_own_headers():
+    repeated = tuple(block(b"GET", b"/r?q=1", b"a.test", (b"x-one", b"1")))
+    first = request_from_headers(1, repeated, True)
+    first.headers.append((b"x-added-by-a-filter", b"yes"))
+    second = request_from_headers(3, repeated, False)
+    third = request_from_headers(5, repeated, True)
+    assert (first.stream_id, second.stream_id, third.stream_id) == (1, 3, 5)
+    assert third.headers == [(b"host", b"a.test"), (b"x-one", b"1")]
+    assert third.headers is not first.headers
+    assert (third.path, third.query, third.host) == ("/r", b"?q=1", "a.test")
+    # END_STREAM is part of what the block means: the second request has a body.
+    assert (first.has_body, second.has_body, third.has_body) == (False, True, False)
+
+
+def test_a_repeated_malformed_block_is_refused_every_time():
+    repeated = tuple(block(b"GET", b"/", b"a.test", (b"content-length", b"x")))
+    for _ in range(2):
+        with pytest.raises(MalformedRequest):
+            request_from_headers(1, repeated, False)
+
+
+def test_a_repeated_block_is_checked_against_each_body_limit():
+    repeated = tuple(block(b"POST", b"/", b"a.test", (b"content-length", b"100")))
+    assert request_from_headers(1, repeated, False, max_body_bytes=1000).content_length == 100
+    with pytest.raises(MalformedRequest) as refused:
+        request_from_headers(3, repeated, False, max_body_bytes=10)
+    assert refused.value.status == 413
+
+
+def test_a_plain_connection_field_is_dropped_and_the_rest_kept():
+    headers = [
+        (b"Server", b"nginx"),
+        (b"Connection", b"keep-alive"),
+        (b"Close", b"kept: not named by the Connection field"),
+        (b"X-Request-Id", b"up"),
+    ]
+    for _ in range(2):  # the second time from what was remembered of each name
+        out = response_headers(200, headers, 2, b"ours")
+        assert out == [
+            (b":status", b"200"),
+            (b"server", b"nginx"),
+            (b"close", b"kept: not named by the Connection field"),
+            (b"x-request-id", b"up"),
+            (b"via", b"1.1 dispa"),
+            (b"content-length", b"2"),
+        ]
+
+
+def test_a_connection_field_naming_close_drops_a_field_of_that_name():
+    headers = [(b"Connection", b"close"), (b"Close", b"dropped"), (b"Server", b"s")]
+    out = response_headers(200, headers, None, None, proxied=False)
+    assert out == [(b":status", b"200"), (b"server", b"s")]
+
+
+def test_an_unusual_status_is_still_encoded():
+    assert response_headers(799, [], None, None, proxied=False) == [(b":status", b"799")]
+
+
+def test_what_is_remembered_of_field_names_stays_bounded():
+    from dispa.proxy import h2_headers
+
+    for number in range(h2_headers._NAME_KINDS_LIMIT + 10):
+        response_headers(200, [(b"X-Invented-%d" % number, b"1")], None, None)
+    assert len(h2_headers._NAME_KINDS) <= h2_headers._NAME_KINDS_LIMIT

@@ -41,3 +41,16 @@ def test_integer_prefixes() -> None:
     assert encode_integer(10, 5, 0) == b"\x0a"  # RFC 7541 C.1.1
     assert encode_integer(1337, 5, 0) == b"\x1f\x9a\x0a"  # RFC 7541 C.1.2
     assert encode_integer(42, 8, 0) == b"\x2a"  # RFC 7541 C.1.3
+
+
+def test_request_ids_are_encoded_but_not_remembered() -> None:
+    from dispa.proxy import h2_hpack
+
+    encoder = LiteralEncoder()
+    block = encoder.encode([(b":status", b"200"), (b"x-request-id", b"only-once-1234")])
+    assert Decoder().decode(block, raw=True) == [
+        (b":status", b"200"),
+        (b"x-request-id", b"only-once-1234"),
+    ]
+    assert (b"x-request-id", b"only-once-1234") not in h2_hpack._ENCODED
+    assert (b":status", b"200") in h2_hpack._ENCODED
