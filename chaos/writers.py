@@ -63,7 +63,7 @@ async def config_writer(
     writes with ``pause_after_ok`` so the budget lasts the whole drill."""
     names = list(cores)
     timeout = aiohttp.ClientTimeout(total=WRITE_TIMEOUT)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
+    async with aiohttp.ClientSession(timeout=timeout, trace_configs=[_sent_tracer()]) as session:
         index = 0
         while span.running() and budget.take():
             core = names[(writer + index) % len(names)]
@@ -82,11 +82,13 @@ async def _write_once(session, clock, writer, core, address, op_id, endpoints) -
         return WriteOp(op_id, writer, core, invoke, clock.now(), result, revision, detail)
 
     config = layout.shared_config(endpoints, op_id)
+    sent = {"sent": False}  # set by _sent_tracer once a request head went out
     try:
         async with session.put(
             f"http://{address}/api/v1/config",
             json=config,
             headers={"X-Dispa-Note": op_id, "X-Dispa-Author": f"drill-writer-{writer}"},
+            trace_request_ctx=sent,
         ) as reply:
             try:
                 body = await reply.json(content_type=None)
@@ -94,6 +96,10 @@ async def _write_once(session, clock, writer, core, address, op_id, endpoints) -
                 body = {}
             status = reply.status
     except aiohttp.ClientConnectorError as error:
+        if sent["sent"]:
+            # aiohttp sends an idempotent request (PUT) again once when its connection
+            # drops: the first try reached the core, which may have committed it.
+            return op("unknown", detail=f"sent, then not connected: {error.os_error or error}")
         return op("failed", detail=f"not connected: {error.os_error or error}")
     except (aiohttp.ClientError, TimeoutError, OSError) as error:
         # Sent, but no answer: it may have been committed.
@@ -104,3 +110,15 @@ async def _write_once(session, clock, writer, core, address, op_id, endpoints) -
     if status == 503 and isinstance(body, dict) and body.get("maybe_committed"):
         return op("unknown", detail=detail)
     return op("failed", detail=detail)
+
+
+def _sent_tracer() -> aiohttp.TraceConfig:
+    """Marks a write's ``trace_request_ctx`` once any try of it sent its head."""
+
+    async def on_headers_sent(session, context, params) -> None:
+        if isinstance(context.trace_request_ctx, dict):
+            context.trace_request_ctx["sent"] = True
+
+    tracer = aiohttp.TraceConfig()
+    tracer.on_request_headers_sent.append(on_headers_sent)
+    return tracer

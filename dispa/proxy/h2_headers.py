@@ -177,13 +177,7 @@ def response_headers(
             if kind is _REQUEST_ID:
                 request_id = None  # the upstream's own id is kept
             block.append((lower, field[1]))
-    if request_id:
-        block.append((b"x-request-id", request_id))
-    if proxied:
-        block.append((b"via", via + b", " + VIA if via else VIA))
-    if content_length is not None and status != 204 and status >= 200:
-        block.append((b"content-length", str(content_length).encode()))
-    return block
+    return _with_gateway_fields(block, status, content_length, request_id, via, proxied)
 
 
 _KEEP, _DROP, _VIA, _REQUEST_ID, _CONNECTION = "keep", "drop", "via", "request-id", "connection"
@@ -250,6 +244,19 @@ def _listed_response_headers(
         if lower == b"x-request-id":
             request_id = None  # the upstream's own id is kept
         block.append((lower, value))
+    return _with_gateway_fields(block, status, content_length, request_id, via, proxied)
+
+
+def _with_gateway_fields(
+    block: Headers,
+    status: int,
+    content_length: int | None,
+    request_id: bytes | None,
+    via: bytes | None,
+    proxied: bool,
+) -> Headers:
+    """The fields Dispa adds at the end of a response block: its request id (unless the
+    upstream sent one), its Via entry, and the length it knows."""
     if request_id:
         block.append((b"x-request-id", request_id))
     if proxied:
