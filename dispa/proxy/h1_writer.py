@@ -32,7 +32,7 @@ VIA = b"1.1 dispa"
 # What each header name means to the head being written, looked up by the name as sent:
 # one dict lookup per header instead of lower-casing it and testing several sets. Names
 # repeat from one message to the next; the tables are cleared if they ever grow large.
-_COPY, _DROP, _CONNECTION, _FORWARDED_FOR, _VIA, _REQUEST_ID = range(6)
+KIND_COPY, KIND_DROP, KIND_CONNECTION, KIND_FORWARDED_FOR, KIND_VIA, KIND_REQUEST_ID = range(6)
 _KIND_TABLE_SIZE = 1024
 _request_kinds: dict[bytes, int] = {}
 _response_kinds: dict[bytes, int] = {}
@@ -40,29 +40,39 @@ _response_kinds: dict[bytes, int] = {}
 
 def _kind(lower: bytes, replaced: frozenset) -> int:
     if lower == b"connection":
-        return _CONNECTION
+        return KIND_CONNECTION
     if lower in HOP_BY_HOP or lower in replaced:
-        return _DROP
+        return KIND_DROP
     if lower == b"x-forwarded-for":
-        return _FORWARDED_FOR
+        return KIND_FORWARDED_FOR
     if lower == b"via":
-        return _VIA
+        return KIND_VIA
     if lower == b"x-request-id":
-        return _REQUEST_ID
-    return _COPY
+        return KIND_REQUEST_ID
+    return KIND_COPY
 
 
-def _learn(table: dict[bytes, int], name: bytes, replaced: frozenset) -> int:
-    kind = _kind(name.lower(), replaced)
-    if kind == _FORWARDED_FOR and table is _response_kinds:
-        kind = _COPY  # only a request's X-Forwarded-For is extended
+def request_field_kind(lower: bytes) -> int:
+    """What a request field (name lower-cased) means to the forwarded request's head."""
+    return _kind(lower, _REPLACED_ON_REQUEST)
+
+
+def response_field_kind(lower: bytes) -> int:
+    """What a response field (name lower-cased) means to a response head, in HTTP/1.1 or
+    HTTP/2 alike."""
+    kind = _kind(lower, _REPLACED_ON_RESPONSE)
+    return KIND_COPY if kind == KIND_FORWARDED_FOR else kind  # only a request's is extended
+
+
+def _learn(table: dict[bytes, int], name: bytes, classify) -> int:
+    kind = classify(name.lower())
     if len(table) >= _KIND_TABLE_SIZE:
         table.clear()
     table[name] = kind
     return kind
 
 
-def _without_connection_tokens(headers: Headers) -> Headers:
+def without_connection_tokens(headers: Headers) -> Headers:
     """The headers less every Connection header and each header it names (RFC 9110 7.6.1)."""
     named: set[bytes] = set()
     for name, value in headers:
@@ -72,14 +82,13 @@ def _without_connection_tokens(headers: Headers) -> Headers:
     return [(name, value) for name, value in headers if name.lower() not in named]
 
 
-_PLAIN_CONNECTION_VALUES = frozenset(
-    {b"keep-alive", b"Keep-Alive", b"close", b"Close", b"upgrade", b"Upgrade"}
-)
+# "close" is not among them: a field named Close is dropped when Connection names it.
+_PLAIN_CONNECTION_VALUES = frozenset({b"keep-alive", b"Keep-Alive", b"upgrade", b"Upgrade"})
 
 
-def _names_more_hop_by_hop(value: bytes) -> bool:
-    """A Connection header naming headers beyond the fixed set (rare: most say keep-alive or
-    close). Only then is the slower pass that collects its tokens first worth running."""
+def names_more_hop_by_hop(value: bytes) -> bool:
+    """A Connection header naming headers beyond the fixed set (rare: most say keep-alive).
+    Only then is the slower pass that collects its tokens first worth running."""
     if value in _PLAIN_CONNECTION_VALUES:
         return False
     return any(t.strip().lower() not in HOP_BY_HOP for t in value.split(b","))
@@ -110,15 +119,15 @@ def request_head(
     for name, value in headers:
         kind = kinds.get(name)
         if kind is None:
-            kind = _learn(kinds, name, _REPLACED_ON_REQUEST)
-        if kind == _COPY:
+            kind = _learn(kinds, name, request_field_kind)
+        if kind == KIND_COPY:
             parts += (name, b": ", value, b"\r\n")
-        elif kind == _CONNECTION:
-            if _names_more_hop_by_hop(value):
+        elif kind == KIND_CONNECTION:
+            if names_more_hop_by_hop(value):
                 return request_head(
                     method,
                     target,
-                    _without_connection_tokens(headers),
+                    without_connection_tokens(headers),
                     client_ip=client_ip,
                     scheme=scheme,
                     host=host,
@@ -127,11 +136,11 @@ def request_head(
                     chunked=chunked,
                     upgrade=upgrade,
                 )
-        elif kind == _FORWARDED_FOR:
+        elif kind == KIND_FORWARDED_FOR:
             forwarded_for = value if forwarded_for is None else forwarded_for + b", " + value
-        elif kind == _VIA:
+        elif kind == KIND_VIA:
             via = value if via is None else via + b", " + value
-        elif kind == _REQUEST_ID:
+        elif kind == KIND_REQUEST_ID:
             has_request_id = True
             parts += (name, b": ", value, b"\r\n")
     client = client_ip.encode()
@@ -181,15 +190,15 @@ def response_head(
     for name, value in headers:
         kind = kinds.get(name)
         if kind is None:
-            kind = _learn(kinds, name, _REPLACED_ON_RESPONSE)
-        if kind == _COPY:
+            kind = _learn(kinds, name, response_field_kind)
+        if kind == KIND_COPY:
             parts += (name, b": ", value, b"\r\n")
-        elif kind == _CONNECTION:
-            if _names_more_hop_by_hop(value):
+        elif kind == KIND_CONNECTION:
+            if names_more_hop_by_hop(value):
                 return response_head(
                     status,
                     reason,
-                    _without_connection_tokens(headers),
+                    without_connection_tokens(headers),
                     content_length=content_length,
                     chunked=chunked,
                     keep_alive=keep_alive,
@@ -197,12 +206,12 @@ def response_head(
                     request_id=request_id,
                     upgrade=upgrade,
                 )
-        elif kind == _VIA:
+        elif kind == KIND_VIA:
             if proxied:
                 via = value if via is None else via + b", " + value
             else:
                 parts += (name, b": ", value, b"\r\n")
-        elif kind == _REQUEST_ID:
+        elif kind == KIND_REQUEST_ID:
             request_id = None  # the upstream's own id is kept
             parts += (name, b": ", value, b"\r\n")
     if request_id:

@@ -9,7 +9,17 @@ from __future__ import annotations
 
 from dispa.proxy.events import Headers, Request
 from dispa.proxy.h1_parser import _host_only
-from dispa.proxy.h1_writer import HOP_BY_HOP, VIA
+from dispa.proxy.h1_writer import (
+    KIND_CONNECTION,
+    KIND_COPY,
+    KIND_DROP,
+    KIND_REQUEST_ID,
+    KIND_VIA,
+    VIA,
+    names_more_hop_by_hop,
+    response_field_kind,
+    without_connection_tokens,
+)
 
 
 class MalformedRequest(Exception):
@@ -22,7 +32,7 @@ class MalformedRequest(Exception):
 
 
 def request_from_headers(
-    stream_id: int, block: Headers, end_stream: bool, max_body_bytes: int = 0
+    stream_id: int, block: tuple, end_stream: bool, max_body_bytes: int = 0
 ) -> Request:
     """The ``Request`` event for a header block (h2 has already checked its pseudo-headers).
 
@@ -30,16 +40,13 @@ def request_from_headers(
     stubs: the engine hands over the very same tuple for a repeated block), so what a
     block means is worked out once and each request gets its own copy of the headers,
     which filters may change."""
-    if type(block) is not tuple:  # not from the engine: nothing to remember it by
+    key = (block, end_stream, max_body_bytes)
+    fields = _MEANINGS.get(key)
+    if fields is None:
         fields = _meaning(block, end_stream, max_body_bytes)
-    else:
-        key = (block, end_stream, max_body_bytes)
-        fields = _MEANINGS.get(key)
-        if fields is None:
-            fields = _meaning(block, end_stream, max_body_bytes)
-            if len(_MEANINGS) >= _MEANINGS_LIMIT:
-                _MEANINGS.clear()  # blocks that never repeat (request ids) fill it up
-            _MEANINGS[key] = fields
+        if len(_MEANINGS) >= _MEANINGS_LIMIT:
+            _MEANINGS.clear()  # blocks that never repeat (request ids) fill it up
+        _MEANINGS[key] = fields
     # tuple.__new__ straight: the named tuple's own __new__ is a Python call more.
     return _new_tuple(Request, (stream_id, *fields[:5], list(fields[5]), *fields[6:]))
 
@@ -49,7 +56,7 @@ _MEANINGS_LIMIT = 1024
 _new_tuple = tuple.__new__
 
 
-def _meaning(block: Headers, end_stream: bool, max_body_bytes: int) -> tuple:
+def _meaning(block: tuple, end_stream: bool, max_body_bytes: int) -> tuple:
     """Every field of the ``Request`` but its stream id, the headers as a tuple."""
     method = target = authority = protocol = None
     headers: Headers = []
@@ -148,115 +155,36 @@ def response_headers(
 ) -> Headers:
     """The header block of a response: names lower-cased, hop-by-hop fields dropped.
 
-    What to do with a field name (keep it lower-cased, drop it, merge it into Via ...) is
-    remembered per name as sent, so a response costs one dictionary lookup a field."""
+    Each field name is classified as the HTTP/1.1 head writer does it
+    (``response_field_kind``), remembered with its lower-case form per name as sent, so a
+    response costs one dictionary lookup a field."""
     status_field = _STATUS_FIELDS.get(status)
     if status_field is None:
         status_field = (b":status", str(status).encode())
     block: Headers = [status_field]
     via = None
-    kinds = _NAME_KINDS
+    known_names = _NAMES
     for field in headers:
         name = field[0]
-        known = kinds.get(name)
+        known = known_names.get(name)
         if known is None:
-            known = _name_kind(name)
+            known = _learn(name)
         lower, kind = known
-        if kind is _KEEP:
+        if kind == KIND_COPY:
             block.append((lower, field[1]))
-        elif kind is _CONNECTION:
-            if not _names_only_hop_by_hop(field[1]):
-                # It names more fields to drop (rare): the long way, which honours that.
-                return _listed_response_headers(
-                    status, headers, content_length, request_id, proxied
+        elif kind == KIND_CONNECTION:
+            if names_more_hop_by_hop(field[1]):
+                # It names more fields to drop (rare): without them, the same way.
+                return response_headers(
+                    status, without_connection_tokens(headers), content_length, request_id, proxied
                 )
-        elif kind is _VIA and proxied:
+        elif kind == KIND_VIA and proxied:
             value = field[1]
             via = value if via is None else via + b", " + value
-        elif kind is not _DROP:
-            if kind is _REQUEST_ID:
+        elif kind != KIND_DROP:  # an X-Request-Id, or a Via on a local reply
+            if kind == KIND_REQUEST_ID:
                 request_id = None  # the upstream's own id is kept
             block.append((lower, field[1]))
-    return _with_gateway_fields(block, status, content_length, request_id, via, proxied)
-
-
-_KEEP, _DROP, _VIA, _REQUEST_ID, _CONNECTION = "keep", "drop", "via", "request-id", "connection"
-_STATUS_FIELDS = {code: (b":status", str(code).encode()) for code in range(100, 600)}
-_NAME_KINDS: dict[bytes, tuple[bytes, str]] = {}
-_NAME_KINDS_LIMIT = 1024
-
-
-def _name_kind(name: bytes) -> tuple[bytes, str]:
-    lower = name.lower()
-    if lower == b"connection":
-        kind = _CONNECTION
-    elif lower in HOP_BY_HOP or lower == b"content-length":
-        kind = _DROP
-    elif lower == b"via":
-        kind = _VIA
-    elif lower == b"x-request-id":
-        kind = _REQUEST_ID
-    else:
-        kind = _KEEP
-    if len(_NAME_KINDS) >= _NAME_KINDS_LIMIT:
-        _NAME_KINDS.clear()  # an upstream inventing names must not grow it without end
-    known = _NAME_KINDS[name] = (lower, kind)
-    return known
-
-
-def _names_only_hop_by_hop(value: bytes) -> bool:
-    """Whether a Connection field lists nothing but fields dropped anyway
-    ("keep-alive", "upgrade"): then it needs no more than to be dropped itself."""
-    plain = _PLAIN_CONNECTION.get(value)
-    if plain is None:
-        plain = all(token.strip().lower() in HOP_BY_HOP for token in value.split(b","))
-        if len(_PLAIN_CONNECTION) >= _NAME_KINDS_LIMIT:
-            _PLAIN_CONNECTION.clear()
-        _PLAIN_CONNECTION[value] = plain
-    return plain
-
-
-_PLAIN_CONNECTION: dict[bytes, bool] = {}
-
-
-def _listed_response_headers(
-    status: int,
-    headers: Headers,
-    content_length: int | None,
-    request_id: bytes | None,
-    proxied: bool,
-) -> Headers:
-    """As ``response_headers``, for a response whose Connection field lists more fields
-    to drop (RFC 9110 7.6.1)."""
-    named = HOP_BY_HOP
-    for name, value in headers:
-        if len(name) == 10 and name.lower() == b"connection":
-            named = named | {token.strip().lower() for token in value.split(b",")}
-    block: Headers = [(b":status", str(status).encode())]
-    via = None
-    for name, value in headers:
-        lower = name.lower()
-        if lower in named or lower == b"content-length":
-            continue
-        if proxied and lower == b"via":
-            via = value if via is None else via + b", " + value
-            continue
-        if lower == b"x-request-id":
-            request_id = None  # the upstream's own id is kept
-        block.append((lower, value))
-    return _with_gateway_fields(block, status, content_length, request_id, via, proxied)
-
-
-def _with_gateway_fields(
-    block: Headers,
-    status: int,
-    content_length: int | None,
-    request_id: bytes | None,
-    via: bytes | None,
-    proxied: bool,
-) -> Headers:
-    """The fields Dispa adds at the end of a response block: its request id (unless the
-    upstream sent one), its Via entry, and the length it knows."""
     if request_id:
         block.append((b"x-request-id", request_id))
     if proxied:
@@ -264,3 +192,17 @@ def _with_gateway_fields(
     if content_length is not None and status != 204 and status >= 200:
         block.append((b"content-length", str(content_length).encode()))
     return block
+
+
+_STATUS_FIELDS = {code: (b":status", str(code).encode()) for code in range(100, 600)}
+# Response field name as sent -> (lower-cased, its kind); cleared if it ever grows large.
+_NAMES: dict[bytes, tuple[bytes, int]] = {}
+_NAMES_LIMIT = 1024
+
+
+def _learn(name: bytes) -> tuple[bytes, int]:
+    lower = name.lower()
+    if len(_NAMES) >= _NAMES_LIMIT:
+        _NAMES.clear()  # an upstream inventing names must not grow it without end
+    known = _NAMES[name] = (lower, response_field_kind(lower))
+    return known

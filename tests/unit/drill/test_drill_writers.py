@@ -5,22 +5,16 @@ connection drops, and that second try may find the core gone)."""
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import aiohttp
 
 from chaos.writers import _sent_tracer, _write_once
+from tests.integration.support import free_ports
 
 
 class Clock:
     def now(self) -> float:
         return 0.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 async def write(address: str):
@@ -32,7 +26,8 @@ async def write(address: str):
 
 
 async def test_a_core_that_is_not_listening_means_the_write_failed() -> None:
-    op = await write(f"127.0.0.1:{free_port()}")
+    (port,) = free_ports(1)
+    op = await write(f"127.0.0.1:{port}")
     assert op.result == "failed", op
     assert op.detail.startswith("not connected"), op
 

@@ -260,6 +260,16 @@ def test_response_hop_by_hop_and_connection_tokens_are_dropped():
     assert response.values(b"set-cookie") == [b"a=1", b"b=2"]
 
 
+def test_a_field_named_by_connection_close_is_dropped_both_ways():
+    # "close" is a token like any other here (RFC 9110 7.6.1), as in HTTP/2 response blocks.
+    headers = [(b"Connection", b"close"), (b"Close", b"listed"), (b"Server", b"s")]
+    response, _ = parse_response(respond(headers, content_length=0))
+    request, _ = parse_request(forward(headers))
+    for message in (response, request):
+        assert b"close" not in message.names()
+        assert message.values(b"server") == [b"s"]
+
+
 def test_proxied_response_gains_via():
     response, _ = parse_response(respond([(b"Via", b"1.1 upstream-cache")], content_length=0))
     assert response.values(b"via") == [b"1.1 upstream-cache, 1.1 dispa"]

@@ -16,7 +16,7 @@ from dispa.proxy.h2_websocket import (
     websocket_key,
 )
 
-EXTENDED_CONNECT = [
+EXTENDED_CONNECT = (  # a header block as the engine hands it over
     (b":method", b"CONNECT"),
     (b":protocol", b"websocket"),
     (b":scheme", b"https"),
@@ -25,7 +25,7 @@ EXTENDED_CONNECT = [
     (b"sec-websocket-version", b"13"),
     (b"sec-websocket-key", b"c2VudCBhbnl3YXkgYnkgbWlzdGFrZQ=="),
     (b"sec-websocket-protocol", b"chat"),
-]
+)
 
 
 def test_rfc6455_sample_key_and_accept() -> None:
@@ -46,8 +46,8 @@ def test_extended_connect_is_a_websocket_get() -> None:
 
 
 def test_other_connects_are_refused() -> None:
-    other = [(n, b"h2c-tunnel" if n == b":protocol" else v) for n, v in EXTENDED_CONNECT]
-    for block in (other, [(b":method", b"CONNECT"), (b":authority", b"h:443")]):
+    other = tuple((n, b"h2c-tunnel" if n == b":protocol" else v) for n, v in EXTENDED_CONNECT)
+    for block in (other, ((b":method", b"CONNECT"), (b":authority", b"h:443"))):
         try:
             request_from_headers(1, block, end_stream=False)
         except MalformedRequest as refused:
