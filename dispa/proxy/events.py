@@ -12,6 +12,20 @@ from typing import NamedTuple
 Headers = list[tuple[bytes, bytes]]
 
 
+class RepeatedHeaders(list):
+    """The header list of a head that arrives again and again: one list shared by every
+    message with those bytes (h1_parser.py), and so never edited in place (nothing is:
+    filters replace headers). It remembers what the head writer made of it, so a head
+    seen before is written without reading its fields again (h1_writer.py)."""
+
+    __slots__ = ("request_fields", "response_fields")
+
+    def __init__(self, fields) -> None:
+        super().__init__(fields)
+        self.request_fields = None
+        self.response_fields = None
+
+
 class Request(NamedTuple):
     stream_id: int
     method: str

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import httptools
 
-from dispa.proxy.events import Data, EndOfMessage, Request, Response
+from dispa.proxy.events import Data, EndOfMessage, RepeatedHeaders, Request, Response
 
 # Events are built with tuple.__new__ directly: a NamedTuple's own __new__ is a Python
 # function, a frame per event on the hot path.
@@ -18,6 +18,17 @@ _new = tuple.__new__
 _HOST_CACHE_SIZE = 512
 _hosts: dict[bytes, str] = {}
 _methods: dict[bytes, str] = {}
+# Clients send the same head again and again (one path, Host, User-Agent, the cookies of a
+# session), and upstreams answer with the same head but for its Date: llhttp reads a head
+# once, and later reads of exactly the same bytes, arriving between two messages, mean what
+# they meant then (measured by bench/hot_path.py: most of the parsing cost is the Python
+# called back per head, not llhttp). Only messages after which llhttp is back where it
+# started are remembered: complete, HTTP/1.1, keep-alive, framed by their length, nothing
+# upgraded. Keys are bounded in size and number, so the tables stay small.
+_KNOWN_LIMIT = 512
+_KNOWN_HEAD_BYTES = 4096
+_known_requests: dict[bytes, tuple] = {}
+_known_responses: dict[bytes, tuple] = {}
 # Lengths of the request header names read while parsing (host, x-request-id, expect,
 # content-length, transfer-encoding, upgrade, connection).
 _READ_LENGTHS = frozenset({4, 12, 6, 14, 17, 7, 10})
@@ -98,6 +109,16 @@ class RequestParser:
             self._held += data
             return []
         self.batch_body_bytes = 0
+        if not self.in_message:
+            known = _known_requests.get(data)
+            # The size test keeps a smaller listener limit in force: a head is never
+            # longer than its bytes.
+            if known is not None and len(data) <= self._max_head:
+                stream_id = self._stream_id = self._stream_id + 1
+                return [_new(Request, (stream_id, *known)), _new(EndOfMessage, (stream_id,))]
+            between_messages = True
+        else:
+            between_messages = False
         head_of = self._stream_id if self._in_head else None
         try:
             self._parser.feed_data(data)
@@ -122,6 +143,29 @@ class RequestParser:
                 raise cause from None
             raise ProtocolError(400, "malformed request") from None
         events, self._events = self._events, []
+        if between_messages and len(events) == 2 and not self.in_message:
+            return self._remember(data, events)
+        return events
+
+    def _remember(self, data: bytes, events: list) -> list:
+        """A read that was one whole request without a body: keep what it meant, with
+        its header list shared from now on (RepeatedHeaders)."""
+        request = events[0]
+        if (
+            type(request) is not Request
+            or request.has_body
+            or request.content_length is not None
+            or request.upgrade is not None
+            or not request.keep_alive
+            or request.http_version != "1.1"
+            or len(data) > _KNOWN_HEAD_BYTES
+        ):
+            return events
+        meaning = (*request[1:6], RepeatedHeaders(request.headers), *request[7:])
+        if len(_known_requests) >= _KNOWN_LIMIT:
+            _known_requests.clear()
+        _known_requests[data] = meaning
+        events[0] = _new(Request, (request.stream_id, *meaning))
         return events
 
     def _after_ignored_upgrade(self, data: bytes, upgrade: Exception) -> list:
@@ -290,6 +334,7 @@ class ResponseParser:
     """
 
     __slots__ = (
+        "_between_messages",
         "_events",
         "_headers",
         "_interim",
@@ -306,12 +351,29 @@ class ResponseParser:
         self._headers: list[tuple[bytes, bytes]] = []
         self._reason = b""
         self._interim = False  # the head just parsed was a 1xx: its end is not an event
+        self._between_messages = True  # llhttp holds no byte of an unfinished response
         self.stream_id = 0
         self.expect_no_body = False
         # Bytes that followed a 101 head in the same read: the first of the new protocol.
         self.tunnel_bytes = b""
 
     def feed(self, data: bytes) -> list:
+        between_messages = self._between_messages and not self.expect_no_body
+        if between_messages:
+            head_end = data.find(b"\r\n\r\n") + 4
+            known = _known_responses.get(data[:head_end]) if head_end > 4 else None
+            if known is not None:
+                length = known[5]
+                if head_end + length == len(data):
+                    stream_id = self.stream_id
+                    response = _new(Response, (stream_id, *known))
+                    if length:
+                        return [
+                            response,
+                            _new(Data, (stream_id, data[head_end:])),
+                            _new(EndOfMessage, (stream_id,)),
+                        ]
+                    return [response, _new(EndOfMessage, (stream_id,))]
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
@@ -322,10 +384,35 @@ class ResponseParser:
         except httptools.HttpParserError:
             raise ProtocolError(502, "malformed response from upstream") from None
         events, self._events = self._events, []
+        if between_messages and self._between_messages and 2 <= len(events) <= 3:
+            self._remember(data, events)
         return events
 
-    # No on_message_begin: each head's state is reset once it is complete, which spares a
-    # callback per response.
+    def _remember(self, data: bytes, events: list) -> None:
+        """A read that was one whole response framed by its length: keep what its head
+        meant, with its header list shared from now on (RepeatedHeaders)."""
+        response = events[0]
+        length = response.content_length
+        head_end = data.find(b"\r\n\r\n") + 4
+        if (
+            type(response) is not Response
+            or type(events[-1]) is not EndOfMessage
+            or not 200 <= response.status < 600
+            or length is None
+            or head_end + length != len(data)
+            or not response.keep_alive
+            or response.http_version != "1.1"
+            or head_end > _KNOWN_HEAD_BYTES
+        ):
+            return
+        meaning = (*response[1:3], RepeatedHeaders(response.headers), *response[4:])
+        if len(_known_responses) >= _KNOWN_LIMIT:
+            _known_responses.clear()
+        _known_responses[data[:head_end]] = meaning
+        events[0] = _new(Response, (response.stream_id, *meaning))
+
+    def on_message_begin(self) -> None:
+        self._between_messages = False
 
     def on_status(self, status: bytes) -> None:
         self._reason += status
@@ -374,11 +461,13 @@ class ResponseParser:
             # Start over so the next response is parsed from a clean state.
             self._parser = httptools.HttpResponseParser(self)
             self.expect_no_body = False
+            self._between_messages = True
 
     def on_body(self, body: bytes) -> None:
         self._events.append(_new(Data, (self.stream_id, body)))
 
     def on_message_complete(self) -> None:
+        self._between_messages = True
         if self._interim:
             self._interim = False
             return

@@ -8,7 +8,7 @@ Upgrade header on (``upgrade=``), since the upgrade is what is being proxied.
 
 from __future__ import annotations
 
-from dispa.proxy.events import Headers
+from dispa.proxy.events import Headers, RepeatedHeaders
 
 HOP_BY_HOP = frozenset(
     {
@@ -111,40 +111,20 @@ def request_head(
 
     ``upgrade``: the client's Upgrade header value, forwarded with ``Connection: upgrade``.
     """
-    parts = [method.encode(), b" ", target, b" HTTP/1.1\r\n"]
-    forwarded_for = None
-    via = None
-    has_request_id = False
-    kinds = _request_kinds
-    for name, value in headers:
-        kind = kinds.get(name)
-        if kind is None:
-            kind = _learn(kinds, name, request_field_kind)
-        if kind == KIND_COPY:
-            parts += (name, b": ", value, b"\r\n")
-        elif kind == KIND_CONNECTION:
-            if names_more_hop_by_hop(value):
-                return request_head(
-                    method,
-                    target,
-                    without_connection_tokens(headers),
-                    client_ip=client_ip,
-                    scheme=scheme,
-                    host=host,
-                    request_id=request_id,
-                    content_length=content_length,
-                    chunked=chunked,
-                    upgrade=upgrade,
-                )
-        elif kind == KIND_FORWARDED_FOR:
-            forwarded_for = value if forwarded_for is None else forwarded_for + b", " + value
-        elif kind == KIND_VIA:
-            via = value if via is None else via + b", " + value
-        elif kind == KIND_REQUEST_ID:
-            has_request_id = True
-            parts += (name, b": ", value, b"\r\n")
+    if type(headers) is RepeatedHeaders:
+        fields = headers.request_fields
+        if fields is None:
+            fields = headers.request_fields = _request_fields(headers)
+    else:
+        fields = _request_fields(headers)
+    copied, forwarded_for, via, has_request_id = fields
     client = client_ip.encode()
-    parts += (
+    parts = [
+        method.encode(),
+        b" ",
+        target,
+        b" HTTP/1.1\r\n",
+        copied,
         b"x-forwarded-for: ",
         forwarded_for + b", " + client if forwarded_for else client,
         b"\r\nx-forwarded-proto: ",
@@ -152,7 +132,7 @@ def request_head(
         b"\r\nvia: ",
         via + b", " + VIA if via else VIA,
         b"\r\n",
-    )
+    ]
     if host:
         parts += (b"x-forwarded-host: ", host, b"\r\n")
     if not has_request_id:
@@ -165,6 +145,33 @@ def request_head(
         parts.append(b"transfer-encoding: chunked\r\n")
     parts.append(b"\r\n")
     return b"".join(parts)
+
+
+def _request_fields(headers: Headers) -> tuple:
+    """What the client's fields give the forwarded head: the lines copied as they are,
+    the X-Forwarded-For and Via values to extend, and whether it has its own request id."""
+    parts: list[bytes] = []
+    forwarded_for = None
+    via = None
+    has_request_id = False
+    kinds = _request_kinds
+    for name, value in headers:
+        kind = kinds.get(name)
+        if kind is None:
+            kind = _learn(kinds, name, request_field_kind)
+        if kind == KIND_COPY:
+            parts += (name, b": ", value, b"\r\n")
+        elif kind == KIND_CONNECTION:
+            if names_more_hop_by_hop(value):
+                return _request_fields(without_connection_tokens(headers))
+        elif kind == KIND_FORWARDED_FOR:
+            forwarded_for = value if forwarded_for is None else forwarded_for + b", " + value
+        elif kind == KIND_VIA:
+            via = value if via is None else via + b", " + value
+        elif kind == KIND_REQUEST_ID:
+            has_request_id = True
+            parts += (name, b": ", value, b"\r\n")
+    return b"".join(parts), forwarded_for, via, has_request_id
 
 
 def response_head(
@@ -184,37 +191,15 @@ def response_head(
     ``proxied`` responses came from an upstream and gain a Via entry; local replies do not.
     ``upgrade``: a 101's Upgrade value; the head says ``Connection: upgrade`` and no framing.
     """
-    parts = [b"HTTP/1.1 ", _STATUS.get(status) or b"%d" % status, b" ", reason, b"\r\n"]
-    via = None
-    kinds = _response_kinds
-    for name, value in headers:
-        kind = kinds.get(name)
-        if kind is None:
-            kind = _learn(kinds, name, response_field_kind)
-        if kind == KIND_COPY:
-            parts += (name, b": ", value, b"\r\n")
-        elif kind == KIND_CONNECTION:
-            if names_more_hop_by_hop(value):
-                return response_head(
-                    status,
-                    reason,
-                    without_connection_tokens(headers),
-                    content_length=content_length,
-                    chunked=chunked,
-                    keep_alive=keep_alive,
-                    proxied=proxied,
-                    request_id=request_id,
-                    upgrade=upgrade,
-                )
-        elif kind == KIND_VIA:
-            if proxied:
-                via = value if via is None else via + b", " + value
-            else:
-                parts += (name, b": ", value, b"\r\n")
-        elif kind == KIND_REQUEST_ID:
-            request_id = None  # the upstream's own id is kept
-            parts += (name, b": ", value, b"\r\n")
-    if request_id:
+    if proxied and type(headers) is RepeatedHeaders:
+        fields = headers.response_fields
+        if fields is None:
+            fields = headers.response_fields = _response_fields(headers, proxied)
+    else:
+        fields = _response_fields(headers, proxied)
+    copied, via, has_request_id = fields
+    parts = [b"HTTP/1.1 ", _STATUS.get(status) or b"%d" % status, b" ", reason, b"\r\n", copied]
+    if request_id and not has_request_id:  # the upstream's own id is kept
         parts += (b"x-request-id: ", request_id, b"\r\n")
     if proxied:
         parts += (b"via: ", via + b", " + VIA if via else VIA, b"\r\n")
@@ -229,6 +214,33 @@ def response_head(
         parts.append(b"connection: close\r\n")
     parts.append(b"\r\n")
     return b"".join(parts)
+
+
+def _response_fields(headers: Headers, proxied: bool) -> tuple:
+    """What the upstream's fields give the client's head: the lines copied as they are,
+    the Via value to extend (proxied only), and whether it has its own request id."""
+    parts: list[bytes] = []
+    via = None
+    has_request_id = False
+    kinds = _response_kinds
+    for name, value in headers:
+        kind = kinds.get(name)
+        if kind is None:
+            kind = _learn(kinds, name, response_field_kind)
+        if kind == KIND_COPY:
+            parts += (name, b": ", value, b"\r\n")
+        elif kind == KIND_CONNECTION:
+            if names_more_hop_by_hop(value):
+                return _response_fields(without_connection_tokens(headers), proxied)
+        elif kind == KIND_VIA:
+            if proxied:
+                via = value if via is None else via + b", " + value
+            else:
+                parts += (name, b": ", value, b"\r\n")
+        elif kind == KIND_REQUEST_ID:
+            has_request_id = True
+            parts += (name, b": ", value, b"\r\n")
+    return b"".join(parts), via, has_request_id
 
 
 def chunk(data: bytes) -> bytes:
