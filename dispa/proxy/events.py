@@ -18,12 +18,14 @@ class RepeatedHeaders(list):
     filters replace headers). It remembers what the head writer made of it, so a head
     seen before is written without reading its fields again (h1_writer.py)."""
 
-    __slots__ = ("request_fields", "response_fields")
+    __slots__ = ("request_fields", "request_starts", "response_fields", "response_starts")
 
     def __init__(self, fields) -> None:
         super().__init__(fields)
         self.request_fields = None
         self.response_fields = None
+        self.request_starts: dict = {}
+        self.response_starts: dict = {}
 
 
 class Request(NamedTuple):

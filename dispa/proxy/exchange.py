@@ -62,7 +62,6 @@ class Exchange:
         "_request_trailers",
         "_retrying",
         "_try_started",
-        "_upstream_write_paused",
         "_waited",
         "conn",
         "ctx",
@@ -108,7 +107,6 @@ class Exchange:
         self._last_activity = 0.0
         self._failed_endpoint = None
         self._retrying = False
-        self._upstream_write_paused = False
         self._endpoint_held = False
         self._holding_retry = False
         self._close_delimited = False
@@ -775,11 +773,9 @@ class Exchange:
         self._upstream_failed("reset", reasons.UPSTREAM_PROTOCOL, 502)
 
     def on_upstream_write_paused(self) -> None:
-        self._upstream_write_paused = True
         self.downstream.pause_reading("upstream")
 
     def on_upstream_write_resumed(self) -> None:
-        self._upstream_write_paused = False
         self.downstream.resume_reading("upstream")
 
     def on_downstream_write_paused(self) -> None:

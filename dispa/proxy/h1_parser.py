@@ -109,16 +109,11 @@ class RequestParser:
             self._held += data
             return []
         self.batch_body_bytes = 0
-        if not self.in_message:
-            known = _known_requests.get(data)
-            # The size test keeps a smaller listener limit in force: a head is never
-            # longer than its bytes.
-            if known is not None and len(data) <= self._max_head:
-                stream_id = self._stream_id = self._stream_id + 1
-                return [_new(Request, (stream_id, *known)), _new(EndOfMessage, (stream_id,))]
-            between_messages = True
-        else:
-            between_messages = False
+        between_messages = not self.in_message
+        if between_messages:
+            request = self.known_request(data)
+            if request is not None:
+                return [request, _new(EndOfMessage, (request.stream_id,))]
         head_of = self._stream_id if self._in_head else None
         try:
             self._parser.feed_data(data)
@@ -146,6 +141,20 @@ class RequestParser:
         if between_messages and len(events) == 2 and not self.in_message:
             return self._remember(data, events)
         return events
+
+    def known_request(self, data: bytes) -> Request | None:
+        """The request (whole, without a body) that a read holds when its bytes are a head
+        read before and it comes between two requests; else None, and ``feed`` reads it."""
+        if self.in_message or self.upgrade_pending:
+            return None
+        known = _known_requests.get(data)
+        # The size test keeps a smaller listener limit in force: a head is never longer
+        # than its bytes.
+        if known is None or len(data) > self._max_head:
+            return None
+        stream_id = self._stream_id = self._stream_id + 1
+        self.batch_body_bytes = 0
+        return _new(Request, (stream_id, *known))
 
     def _remember(self, data: bytes, events: list) -> list:
         """A read that was one whole request without a body: keep what it meant, with
@@ -357,23 +366,28 @@ class ResponseParser:
         # Bytes that followed a 101 head in the same read: the first of the new protocol.
         self.tunnel_bytes = b""
 
+    def known_response(self, data: bytes) -> Response | None:
+        """The response that a read holds when it is a head read before and its whole body
+        (see _known_responses), arriving between two responses; else None (``feed``)."""
+        if not self._between_messages or self.expect_no_body:
+            return None
+        head_end = data.find(b"\r\n\r\n") + 4
+        known = _known_responses.get(data[:head_end])
+        if known is None or head_end + known[5] != len(data):
+            return None
+        return _new(Response, (self.stream_id, *known))
+
     def feed(self, data: bytes) -> list:
         between_messages = self._between_messages and not self.expect_no_body
         if between_messages:
-            head_end = data.find(b"\r\n\r\n") + 4
-            known = _known_responses.get(data[:head_end]) if head_end > 4 else None
-            if known is not None:
-                length = known[5]
-                if head_end + length == len(data):
-                    stream_id = self.stream_id
-                    response = _new(Response, (stream_id, *known))
-                    if length:
-                        return [
-                            response,
-                            _new(Data, (stream_id, data[head_end:])),
-                            _new(EndOfMessage, (stream_id,)),
-                        ]
-                    return [response, _new(EndOfMessage, (stream_id,))]
+            response = self.known_response(data)
+            if response is not None:
+                stream_id = self.stream_id
+                end = _new(EndOfMessage, (stream_id,))
+                length = response.content_length
+                if length:
+                    return [response, _new(Data, (stream_id, data[-length:])), end]
+                return [response, end]
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:

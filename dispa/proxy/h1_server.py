@@ -111,6 +111,17 @@ class H1ServerConnection(asyncio.Protocol):
             return
         if self.broken:
             return
+        if self.exchange is None and not self.queue and not self.paused_for and not self.closing:
+            # The common case: one whole request without a body, its head known already
+            # (h1_parser's table), and nothing waiting before it.
+            request = self.parser.known_request(data)
+            if request is not None:
+                self.last_read = self.gateway.now = time.monotonic()
+                self._start(request)
+                exchange = self.exchange
+                if exchange is not None and not self.closing:
+                    exchange.on_request_end()
+                return
         try:
             events = self.parser.feed(data)
         except ProtocolError as error:
@@ -401,13 +412,27 @@ class H1ServerConnection(asyncio.Protocol):
         if exchange is not self.exchange:
             return
         self.exchange = None
+        self.pending_head = None
+        if (
+            not self.paused_for
+            and not self.queue
+            and not self.queued_bytes
+            and self.keep_alive
+            and not client_gone
+            and not self.closing
+            and not self.parser.upgrade_pending
+        ):
+            # The common case, nothing queued or paused: only the idle timer to arm (what
+            # _pump would end with).
+            self.timer_reason = "idle"
+            self.deadline = self.gateway.now + self.limits.idle_timeout
+            return
         self.deadline = NO_DEADLINE
         self.timer_reason = ""
         paused = self.paused_for != 0
         if paused:
             # What paused reading for the finished exchange no longer holds.
             self.paused_for &= ~_EXCHANGE_PAUSE_REASONS
-        self.pending_head = None
         if client_gone or self.closing:
             return
         if not self.keep_alive:

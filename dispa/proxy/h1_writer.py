@@ -115,9 +115,48 @@ def request_head(
         fields = headers.request_fields
         if fields is None:
             fields = headers.request_fields = _request_fields(headers)
+        if content_length is None and not chunked and upgrade is None:
+            # A head seen before, from a client seen before: all of it but the request id
+            # is what it was the last time.
+            key = (method, target, client_ip, scheme, host)
+            starts = headers.request_starts
+            start = starts.get(key)
+            if start is None:
+                start = _request_start(method, target, fields, client_ip, scheme, host)
+                if len(starts) >= _STARTS_LIMIT:
+                    starts.clear()
+                starts[key] = start
+        else:
+            start = _request_start(
+                method, target, fields, client_ip, scheme, host, content_length, chunked, upgrade
+            )
     else:
         fields = _request_fields(headers)
-    copied, forwarded_for, via, has_request_id = fields
+        start = _request_start(
+            method, target, fields, client_ip, scheme, host, content_length, chunked, upgrade
+        )
+    if fields[3]:  # the client's own X-Request-Id is among the copied fields
+        return start + b"\r\n"
+    return b"".join((start, b"x-request-id: ", request_id, b"\r\n\r\n"))
+
+
+# Heads remembered per RepeatedHeaders list (one per client address, route rewrite...).
+_STARTS_LIMIT = 64
+
+
+def _request_start(
+    method: str,
+    target: bytes,
+    fields: tuple,
+    client_ip: str,
+    scheme: str,
+    host: bytes | None,
+    content_length: int | None = None,
+    chunked: bool = False,
+    upgrade: bytes | None = None,
+) -> bytes:
+    """The forwarded head up to its request id and final empty line."""
+    copied, forwarded_for, via, _ = fields
     client = client_ip.encode()
     parts = [
         method.encode(),
@@ -135,15 +174,12 @@ def request_head(
     ]
     if host:
         parts += (b"x-forwarded-host: ", host, b"\r\n")
-    if not has_request_id:
-        parts += (b"x-request-id: ", request_id, b"\r\n")
     if upgrade is not None:
         parts += (b"connection: upgrade\r\nupgrade: ", upgrade, b"\r\n")
     if content_length is not None:
         parts += (b"content-length: ", str(content_length).encode(), b"\r\n")
     elif chunked:
         parts.append(b"transfer-encoding: chunked\r\n")
-    parts.append(b"\r\n")
     return b"".join(parts)
 
 
@@ -191,20 +227,48 @@ def response_head(
     ``proxied`` responses came from an upstream and gain a Via entry; local replies do not.
     ``upgrade``: a 101's Upgrade value; the head says ``Connection: upgrade`` and no framing.
     """
-    if proxied and type(headers) is RepeatedHeaders:
+    if proxied and upgrade is None and type(headers) is RepeatedHeaders:
         fields = headers.response_fields
         if fields is None:
             fields = headers.response_fields = _response_fields(headers, proxied)
+        # A head seen before: all of it but the request id is what it was the last time.
+        key = (status, reason, content_length, chunked, keep_alive)
+        starts = headers.response_starts
+        start = starts.get(key)
+        if start is None:
+            start = _response_start(
+                status, reason, fields, True, content_length, chunked, keep_alive
+            )
+            if len(starts) >= _STARTS_LIMIT:
+                starts.clear()
+            starts[key] = start
     else:
         fields = _response_fields(headers, proxied)
-    copied, via, has_request_id = fields
+        start = _response_start(
+            status, reason, fields, proxied, content_length, chunked, keep_alive, upgrade
+        )
+    if request_id and not fields[2]:  # else the upstream's own id is kept
+        return b"".join((start, b"x-request-id: ", request_id, b"\r\n\r\n"))
+    return start + b"\r\n"
+
+
+def _response_start(
+    status: int,
+    reason: bytes,
+    fields: tuple,
+    proxied: bool,
+    content_length: int | None,
+    chunked: bool,
+    keep_alive: bool,
+    upgrade: bytes | None = None,
+) -> bytes:
+    """The client's head up to its request id and final empty line."""
+    copied, via, _ = fields
     parts = [b"HTTP/1.1 ", _STATUS.get(status) or b"%d" % status, b" ", reason, b"\r\n", copied]
-    if request_id and not has_request_id:  # the upstream's own id is kept
-        parts += (b"x-request-id: ", request_id, b"\r\n")
     if proxied:
         parts += (b"via: ", via + b", " + VIA if via else VIA, b"\r\n")
     if upgrade is not None:
-        parts += (b"connection: upgrade\r\nupgrade: ", upgrade, b"\r\n\r\n")
+        parts += (b"connection: upgrade\r\nupgrade: ", upgrade, b"\r\n")
         return b"".join(parts)
     if content_length is not None:
         parts += (b"content-length: ", b"%d" % content_length, b"\r\n")
@@ -212,7 +276,6 @@ def response_head(
         parts.append(b"transfer-encoding: chunked\r\n")
     if not keep_alive:
         parts.append(b"connection: close\r\n")
-    parts.append(b"\r\n")
     return b"".join(parts)
 
 

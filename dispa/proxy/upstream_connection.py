@@ -63,6 +63,14 @@ class UpstreamConnection(asyncio.Protocol):
             self.close()
             return
         exchange.gateway.now = time.monotonic()
+        response = self.parser.known_response(data)
+        if response is not None:
+            # The common case: a whole response, its head known already (h1_parser's
+            # table), framed by its length and keep-alive.
+            self.keep_alive = True
+            exchange.on_whole_response(self, response, data[len(data) - response.content_length :])
+            exchange.downstream.flush()
+            return
         try:
             events = self.parser.feed(data)
         except ProtocolError:
@@ -222,7 +230,8 @@ class EndpointPool:
         # A response can end in the same read that made its client slow down: the
         # connection must not go back to the pool with reading still paused, or the next
         # request on it would wait for an answer it can never read.
-        connection.resume_reading()
+        if connection.reading_paused:
+            connection.resume_reading()
         if self.retired or len(self.idle) >= self.max_idle:
             connection.close()
             return

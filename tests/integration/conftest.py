@@ -199,15 +199,19 @@ def make_config(
     (each without an address gets a free port), the admin API on its own port, and no
     access log unless ``access_log`` is passed."""
     listeners = listeners or [{"name": "public"}]
+    # Taken in one call: ports asked for one by one may repeat (the kernel can hand out a
+    # just-released port again), and a listener on the admin's port is refused.
+    ports = free_ports(len(listeners) + 1)
+    admin_port = ports.pop()
     listeners = [
-        listener if "address" in listener else {**listener, "address": f"{HOST}:{free_port()}"}
-        for listener in listeners
+        listener if "address" in listener else {**listener, "address": f"{HOST}:{port}"}
+        for listener, port in zip(listeners, ports, strict=True)
     ]
     config = {
         "listeners": listeners,
         "upstreams": upstreams,
         "routes": routes,
-        "admin": {"address": f"{HOST}:{free_port()}"},
+        "admin": {"address": f"{HOST}:{admin_port}"},
         "access_log": {"enabled": False},
     }
     config.update(top)

@@ -54,6 +54,7 @@ async def test_a_removed_endpoint_does_not_take_back_connections():
     class Connection:
         closed = False
         exchange = None
+        reading_paused = False
 
         def close(self):
             self.closed = True
