@@ -102,6 +102,9 @@ class NullDownstream:
     def send_end(self) -> None:
         pass
 
+    def send_whole(self, *args) -> None:
+        pass
+
     def send_trailers(self, headers) -> None:
         pass
 

@@ -559,6 +559,18 @@ class Exchange:
         without the dispatch between them."""
         if conn is not self.conn:
             return
+        ctx = self.ctx
+        if (
+            200 <= response.status < 500
+            and self._cache is None
+            and self.request_done
+            and response.content_length is not None
+            and ctx.response_cookie is None
+            and ctx.region is None
+            and self.request.upgrade is None
+        ):
+            self._answer_whole(conn, response, body)
+            return
         self._on_response(response)
         if conn is not self.conn:
             return  # a retry or a local reply took over
@@ -567,6 +579,43 @@ class Exchange:
             self.downstream.send_body(body)
         if conn is self.conn:
             self._on_response_end(conn, clean=True)
+
+    def _answer_whole(self, conn, response: Response, body: bytes) -> None:
+        """The common whole response, in one step: a final answer (no retry, no tunnel),
+        framed by its length, nothing to cache or add, the request already read. What
+        _on_response, _on_response_end and the downstream's three sends do for it, with
+        head and body written together."""
+        ctx = self.ctx
+        gateway = self.gateway
+        now = gateway.now
+        status = ctx.status = response.status
+        endpoint = ctx.endpoint
+        observe_latency(endpoint, now - self._try_started)
+        headers = response.headers
+        for on_response in self.route.response_filters:
+            headers = on_response(ctx, headers)
+        self.response_started = True
+        self.response_done = True
+        upstream = self.upstream
+        upstream.outlier.record_success(endpoint, now)
+        gateway.stats.record_endpoint(upstream.name, endpoint.address, False)
+        conn.exchange = None
+        self.conn = None
+        if conn.keep_alive and not conn.closed:
+            endpoint.pool.put(conn, now)
+        else:
+            conn.close()
+        ctx.bytes_out += len(body)
+        self.downstream.send_whole(
+            status,
+            response.reason,
+            headers,
+            response.content_length,
+            status == 204 or status == 304 or self.request.method == "HEAD",
+            body,
+            ctx.request_id.encode("latin-1"),
+        )
+        self._finish()
 
     def on_response_end(self, conn) -> None:
         if conn is self.conn:

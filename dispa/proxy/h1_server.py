@@ -318,6 +318,33 @@ class H1ServerConnection(asyncio.Protocol):
             data = head + data
         self.transport.write(data)
 
+    def send_whole(
+        self,
+        status: int,
+        reason: bytes,
+        headers,
+        content_length: int,
+        no_body: bool,
+        body: bytes,
+        request_id: bytes,
+    ) -> None:
+        """A whole response framed by its length, head and body in one write: what
+        send_response, send_body and send_end do for it."""
+        self.response_head_only = no_body
+        self.response_chunked = False
+        if self.gateway.draining:
+            self.keep_alive = False
+        head = response_head(
+            status,
+            reason,
+            headers,
+            content_length=content_length,
+            chunked=False,
+            keep_alive=self.keep_alive,
+            request_id=request_id,
+        )
+        self.transport.write(head if no_body or not body else head + body)
+
     def send_trailers(self, headers) -> None:
         """Response trailers: in the last chunk, for a client that said ``TE: trailers``
         (RFC 9110 6.5.1); dropped for any other, and for a body with a length."""

@@ -108,6 +108,14 @@ class H2Stream:
         self.output.append(data)
         self.output_bytes += len(data)
 
+    def send_whole(
+        self, status, reason, headers, content_length, no_body, body, request_id
+    ) -> None:
+        """A whole response: its head, its body, its end."""
+        self.send_response(status, reason, headers, content_length, no_body, request_id)
+        self.send_body(body)
+        self.send_end()
+
     def send_trailers(self, headers) -> None:
         if headers and not self.head_only and not self.reset:
             self.trailers = headers
