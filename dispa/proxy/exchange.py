@@ -570,7 +570,11 @@ class Exchange:
             and self.request.upgrade is None
         ):
             self._answer_whole(conn, response, body)
-            return
+        else:
+            self._answer_in_steps(conn, response, body)
+
+    def _answer_in_steps(self, conn, response: Response, body: bytes) -> None:
+        """A whole response the long way: head, body and end as three events would be."""
         self._on_response(response)
         if conn is not self.conn:
             return  # a retry or a local reply took over
@@ -1081,8 +1085,9 @@ class Exchange:
         if self._pending_slot:
             self._leave_pending()
         ctx = self.ctx
-        if self._endpoint_held:
-            self._release_endpoint()
+        if self._endpoint_held:  # _release_endpoint, inlined
+            self._endpoint_held = False
+            ctx.endpoint.active_requests -= 1
         upstream = self.upstream
         if upstream is not None:
             upstream.circuit.finish_request()
@@ -1094,7 +1099,7 @@ class Exchange:
             ctx.route_name or "-",
             ctx.upstream_name or "-",
             ctx.status or 499,
-            self.gateway.now - ctx.started,
+            gateway.now - ctx.started,
         )
         route = self.route
         if route is not None:

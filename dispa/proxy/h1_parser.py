@@ -24,9 +24,10 @@ _methods: dict[bytes, str] = {}
 # they meant then (measured by bench/hot_path.py: most of the parsing cost is the Python
 # called back per head, not llhttp). Only messages after which llhttp is back where it
 # started are remembered: complete, HTTP/1.1, keep-alive, framed by their length, nothing
-# upgraded. Keys are bounded in size and number, so the tables stay small.
-_KNOWN_LIMIT = 512
-_KNOWN_HEAD_BYTES = 4096
+# upgraded. Keys are bounded in size and number: with the heads each entry's header list
+# remembers (h1_writer._STARTS_LIMIT), a table holds a few MiB at the very most.
+_KNOWN_LIMIT = 256
+_KNOWN_HEAD_BYTES = 2048
 _known_requests: dict[bytes, tuple] = {}
 _known_responses: dict[bytes, tuple] = {}
 # Lengths of the request header names read while parsing (host, x-request-id, expect,

@@ -141,7 +141,7 @@ def request_head(
 
 
 # Heads remembered per RepeatedHeaders list (one per client address, route rewrite...).
-_STARTS_LIMIT = 64
+_STARTS_LIMIT = 16
 
 
 def _request_start(

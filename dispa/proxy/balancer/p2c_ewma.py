@@ -24,7 +24,8 @@ def observe_latency(endpoint: Endpoint, seconds: float, alpha: float = 0.3) -> N
     ``alpha`` (0 < alpha <= 1) is the weight of the new sample; the first sample is taken
     as is, so a new endpoint is not judged against an arbitrary starting value.
     """
-    seconds = max(seconds, SMALLEST_LATENCY)
+    if seconds < SMALLEST_LATENCY:  # not max(): this runs once per response
+        seconds = SMALLEST_LATENCY
     # The one count AI sampling needs per response (its p50/p99 per endpoint and second).
     endpoint.latency_counts[bisect_left(LATENCY_BUCKETS, seconds)] += 1
     previous = endpoint.ewma_latency
