@@ -28,8 +28,10 @@ _methods: dict[bytes, str] = {}
 # remembers (h1_writer._STARTS_LIMIT), a table holds a few MiB at the very most.
 _KNOWN_LIMIT = 256
 _KNOWN_HEAD_BYTES = 2048
-_known_requests: dict[bytes, tuple] = {}
-_known_responses: dict[bytes, tuple] = {}
+# The entries are the messages themselves, with stream id 0 (HTTP/1.1 has no streams):
+# the connections take them as they are, shared, with no copy made per message.
+_known_requests: dict[bytes, Request] = {}
+_known_responses: dict[bytes, Response] = {}
 # Lengths of the request header names read while parsing (host, x-request-id, expect,
 # content-length, transfer-encoding, upgrade, connection).
 _READ_LENGTHS = frozenset({4, 12, 6, 14, 17, 7, 10})
@@ -113,8 +115,9 @@ class RequestParser:
         between_messages = not self.in_message
         if between_messages:
             request = self.known_request(data)
-            if request is not None:
-                return [request, _new(EndOfMessage, (request.stream_id,))]
+            if request is not None:  # numbered, as events from llhttp are
+                stream_id = self._stream_id
+                return [_new(Request, (stream_id, *request[1:])), _new(EndOfMessage, (stream_id,))]
         head_of = self._stream_id if self._in_head else None
         try:
             self._parser.feed_data(data)
@@ -145,7 +148,8 @@ class RequestParser:
 
     def known_request(self, data: bytes) -> Request | None:
         """The request (whole, without a body) that a read holds when its bytes are a head
-        read before and it comes between two requests; else None, and ``feed`` reads it."""
+        read before and it comes between two requests; else None, and ``feed`` reads it.
+        The request is the table's own, shared, with stream id 0."""
         if self.in_message or self.upgrade_pending:
             return None
         known = _known_requests.get(data)
@@ -153,9 +157,9 @@ class RequestParser:
         # than its bytes.
         if known is None or len(data) > self._max_head:
             return None
-        stream_id = self._stream_id = self._stream_id + 1
+        self._stream_id += 1
         self.batch_body_bytes = 0
-        return _new(Request, (stream_id, *known))
+        return known
 
     def _remember(self, data: bytes, events: list) -> list:
         """A read that was one whole request without a body: keep what it meant, with
@@ -174,7 +178,7 @@ class RequestParser:
         meaning = (*request[1:6], RepeatedHeaders(request.headers), *request[7:])
         if len(_known_requests) >= _KNOWN_LIMIT:
             _known_requests.clear()
-        _known_requests[data] = meaning
+        _known_requests[data] = _new(Request, (0, *meaning))
         events[0] = _new(Request, (request.stream_id, *meaning))
         return events
 
@@ -374,9 +378,11 @@ class ResponseParser:
             return None
         head_end = data.find(b"\r\n\r\n") + 4
         known = _known_responses.get(data[:head_end])
-        if known is None or head_end + known[5] != len(data):
+        if known is None or head_end + known.content_length != len(data):
             return None
-        return _new(Response, (self.stream_id, *known))
+        if self.stream_id:  # numbered by the caller: a copy with its number
+            return _new(Response, (self.stream_id, *known[1:]))
+        return known
 
     def feed(self, data: bytes) -> list:
         between_messages = self._between_messages and not self.expect_no_body
@@ -423,7 +429,7 @@ class ResponseParser:
         meaning = (*response[1:3], RepeatedHeaders(response.headers), *response[4:])
         if len(_known_responses) >= _KNOWN_LIMIT:
             _known_responses.clear()
-        _known_responses[data[:head_end]] = meaning
+        _known_responses[data[:head_end]] = _new(Response, (0, *meaning))
         events[0] = _new(Response, (response.stream_id, *meaning))
 
     def on_message_begin(self) -> None:

@@ -242,3 +242,17 @@ def test_the_headers_filter_edits_a_repeated_list_once() -> None:
     assert first is second and first == [(b"X-B", b"2")]
     other = RepeatedHeaders([(b"Server", b"up"), (b"X-C", b"3")])
     assert edit.on_response(Ctx(), other) == [(b"X-C", b"3")]
+
+
+def test_the_connections_take_the_tables_entries_as_they_are() -> None:
+    # The lanes of the connections use the entries without a copy: stream id 0, shared.
+    RequestParser(65536).feed(GET)
+    parser = RequestParser(65536)
+    first, second = parser.known_request(GET), parser.known_request(GET)
+    assert first is second and first.stream_id == 0 and first.path == "/a"
+    assert parser.feed(GET)[0].stream_id == 3  # feed still numbers what it returns
+    assert parser.known_request(OTHER) is None  # not read before
+    ResponseParser().feed(OK)
+    upstream = ResponseParser()
+    assert upstream.known_response(OK) is upstream.known_response(OK)
+    assert upstream.known_response(OK[:-1]) is None  # its body is not all there
