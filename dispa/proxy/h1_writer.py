@@ -184,26 +184,34 @@ def _request_start(
 
 
 def _request_fields(headers: Headers) -> tuple:
-    """What the client's fields give the forwarded head: the lines copied as they are,
-    the X-Forwarded-For and Via values to extend, and whether it has its own request id."""
+    """What the client's fields give the forwarded head (see _fields)."""
+    return _fields(headers, _request_kinds, request_field_kind, True)
+
+
+def _fields(headers: Headers, kinds: dict, classify, extend_via: bool) -> tuple:
+    """What a message's fields give the head written from them: the lines copied as they
+    are, the X-Forwarded-For and Via values to extend (a request's X-Forwarded-For only,
+    Via only when ``extend_via``, else copied), and whether it has its own request id."""
     parts: list[bytes] = []
     forwarded_for = None
     via = None
     has_request_id = False
-    kinds = _request_kinds
     for name, value in headers:
         kind = kinds.get(name)
         if kind is None:
-            kind = _learn(kinds, name, request_field_kind)
+            kind = _learn(kinds, name, classify)
         if kind == KIND_COPY:
             parts += (name, b": ", value, b"\r\n")
         elif kind == KIND_CONNECTION:
             if names_more_hop_by_hop(value):
-                return _request_fields(without_connection_tokens(headers))
+                return _fields(without_connection_tokens(headers), kinds, classify, extend_via)
         elif kind == KIND_FORWARDED_FOR:
             forwarded_for = value if forwarded_for is None else forwarded_for + b", " + value
         elif kind == KIND_VIA:
-            via = value if via is None else via + b", " + value
+            if extend_via:
+                via = value if via is None else via + b", " + value
+            else:
+                parts += (name, b": ", value, b"\r\n")
         elif kind == KIND_REQUEST_ID:
             has_request_id = True
             parts += (name, b": ", value, b"\r\n")
@@ -247,7 +255,7 @@ def response_head(
         start = _response_start(
             status, reason, fields, proxied, content_length, chunked, keep_alive, upgrade
         )
-    if request_id and not fields[2]:  # else the upstream's own id is kept
+    if request_id and not fields[3]:  # else the upstream's own id is kept
         return b"".join((start, b"x-request-id: ", request_id, b"\r\n\r\n"))
     return start + b"\r\n"
 
@@ -263,7 +271,7 @@ def _response_start(
     upgrade: bytes | None = None,
 ) -> bytes:
     """The client's head up to its request id and final empty line."""
-    copied, via, _ = fields
+    copied, _, via, _ = fields
     parts = [b"HTTP/1.1 ", _STATUS.get(status) or b"%d" % status, b" ", reason, b"\r\n", copied]
     if proxied:
         parts += (b"via: ", via + b", " + VIA if via else VIA, b"\r\n")
@@ -280,30 +288,9 @@ def _response_start(
 
 
 def _response_fields(headers: Headers, proxied: bool) -> tuple:
-    """What the upstream's fields give the client's head: the lines copied as they are,
-    the Via value to extend (proxied only), and whether it has its own request id."""
-    parts: list[bytes] = []
-    via = None
-    has_request_id = False
-    kinds = _response_kinds
-    for name, value in headers:
-        kind = kinds.get(name)
-        if kind is None:
-            kind = _learn(kinds, name, response_field_kind)
-        if kind == KIND_COPY:
-            parts += (name, b": ", value, b"\r\n")
-        elif kind == KIND_CONNECTION:
-            if names_more_hop_by_hop(value):
-                return _response_fields(without_connection_tokens(headers), proxied)
-        elif kind == KIND_VIA:
-            if proxied:
-                via = value if via is None else via + b", " + value
-            else:
-                parts += (name, b": ", value, b"\r\n")
-        elif kind == KIND_REQUEST_ID:
-            has_request_id = True
-            parts += (name, b": ", value, b"\r\n")
-    return b"".join(parts), via, has_request_id
+    """What the upstream's fields give the client's head (see _fields; a response's
+    X-Forwarded-For is copied, and a local reply's Via too)."""
+    return _fields(headers, _response_kinds, response_field_kind, proxied)
 
 
 def chunk(data: bytes) -> bytes:
