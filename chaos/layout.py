@@ -28,14 +28,19 @@ def host_specs() -> list[tuple[str, str, str]]:
     return specs
 
 
-def core_file(hosts: dict, name: str, data_dir: str) -> dict:
+def core_file(hosts: dict, name: str, data_dir: str, relay_host: str | None = None) -> dict:
+    """The core's file; ``relay_host``: where the drill's relays listen, a name the core's
+    admin API must answer (an edge behind a relay sends the relay's address as Host)."""
     me = hosts[name]
     peers = [f"{h.address}:{RAFT_PORT}" for h in hosts.values() if h.role == "core" and h != me]
+    admin: dict = {"address": f"{me.address}:{CORE_ADMIN_PORT}"}
+    if relay_host:
+        admin["allowed_hosts"] = [relay_host]
     return {
         "node": {"id": name, "region": me.region, "data_dir": data_dir, "secret": SECRET},
         "raft": {"address": f"{me.address}:{RAFT_PORT}", "peers": peers},
         "listeners": [{"name": "public", "address": f"{me.address}:{LISTENER_PORT}"}],
-        "admin": {"address": f"{me.address}:{CORE_ADMIN_PORT}"},
+        "admin": admin,
     }
 
 

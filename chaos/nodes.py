@@ -84,7 +84,7 @@ class Nodes:
         if not config_path.exists():
             data_dir = str(self.workdir / "data" / name)
             if host.role == "core":
-                config = layout.core_file(self.hosts, name, data_dir)
+                config = layout.core_file(self.hosts, name, data_dir, self.topology.gateway_address)
             else:
                 config = layout.edge_file(self.hosts, name, data_dir, self.edge_cores.get(name))
             config_path.write_text(yaml.safe_dump(config, sort_keys=False))

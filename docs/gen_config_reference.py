@@ -243,21 +243,29 @@ DESCRIPTIONS: dict[str, str] = {
     "`routeN`, N being its position in the file from 0.",
     "routes[].match": "Conditions a request must meet; all of them. Left out, the route "
     "matches every request.",
-    "routes[].match.host": "Host (from the Host header, port removed, case ignored): an exact "
+    "routes[].match.host": "Host (from the Host header or an absolute-form target, port "
+    "and a trailing dot removed, case ignored): an exact "
     "name, `*.example.com` (any name ending in `.example.com`, not `example.com` itself), "
     "or `*` for any.",
     "routes[].match.path_prefix": "Path starts with this string (a plain string prefix: "
-    "`/api` also matches `/apis`; write `/api/` to match a folder). Must start with `/`.",
+    "`/api` also matches `/apis`; write `/api/` to match a folder). Must start with `/`. "
+    "Request paths are matched once normalised (`listeners[].paths`; "
+    "[what the upstream receives](life-of-a-request.md#what-the-upstream-receives)), so "
+    "this must be in normal form too: no `.` or `..` segments, no encoded unreserved "
+    "characters (`%7E` is `~`), other escapes in upper case (`%C3%A9`); an error says how "
+    "to write it. Case counts: `/ADMIN` is not `/admin`.",
     "routes[].match.path_exact": "Path equals this string (the query is not part of the "
-    "path). Must start with `/`.",
-    "routes[].match.path_regex": "Path matches this Python regular expression as a whole. "
-    "At most one of `path_prefix`, `path_exact`, `path_regex`.",
+    "path). Must start with `/`, in normal form (as `path_prefix`).",
+    "routes[].match.path_regex": "The normalised path matches this regular expression as a "
+    "whole. RE2 syntax, matched in linear time (no backreferences or lookaround: a pattern "
+    "RE2 cannot run is a config error). At most one of `path_prefix`, `path_exact`, "
+    "`path_regex`.",
     "routes[].match.methods": "Methods accepted (upper-cased); empty means any.",
     "routes[].match.headers": "Header conditions; every one must hold.",
     "routes[].match.headers[].name": "Header name, case ignored.",
     "routes[].match.headers[].exact": "The header's first value equals this string (case counts).",
     "routes[].match.headers[].regex": "The header's first value matches this regular "
-    "expression as a whole.",
+    "expression as a whole, byte by byte. RE2 syntax, matched in linear time.",
     "routes[].match.headers[].present": "`true`: the header must be present; `false`: it "
     "must be absent. Give exactly one of `exact`, `regex`, `present`.",
     "routes[].upstream": "Name of the upstream pool that serves the route. A route has "
@@ -453,7 +461,8 @@ CORE_DESCRIPTIONS: dict[str, str] = {
     "`dispa status`.",
     "node.data_dir": "Where the Raft journal and snapshots are kept (created if missing). One "
     "directory per core, never shared or copied from another core. A relative path is taken "
-    "from the working directory.",
+    "from the working directory. Whatever the umask, the directory is made 0700 (also when "
+    "it exists) and every file Dispa writes in it 0600: it holds the whole cluster state.",
     "node.secret": "The cluster secret, the same on every core: Raft traffic is encrypted and "
     "authenticated with it, and a peer without it is ignored. Looked for here first, then in "
     "`secret_file`, then in the `DISPA_CLUSTER_SECRET` environment variable; a core with "
@@ -503,7 +512,8 @@ EDGE_DESCRIPTIONS: dict[str, str] = {
     "`dispa status`. Without `geo.database`, `geo: nearest` routes rank the shared "
     "config's region of this name first, then the others in their order.",
     "edge.data_dir": "Where the edge persists the last config it applied (and the last purge "
-    "it received), written atomically after every change; created if missing. A restarted "
+    "it received), written atomically after every change; created if missing, 0700 with a "
+    "0600 file whatever the umask. A restarted "
     "edge serves that config until a core answers; with nothing persisted it answers every "
     "request with 503 until then.",
     "cores": "Admin API addresses of the cores (their `admin.address`). The edge follows the "
@@ -518,7 +528,8 @@ EDGE_DESCRIPTIONS: dict[str, str] = {
     "least recently used are evicted: to the disk tier when there is one, else dropped.",
     "cache.disk_dir": "Directory of an optional disk tier, which takes what memory evicts; a "
     "response found there moves back to memory. Its index is rebuilt from the files at "
-    "start. Left out, there is no disk tier.",
+    "start. Left out, there is no disk tier. Folders are made 0700 and files 0600, whatever "
+    "the umask.",
     "cache.disk_size": "Bytes the disk tier may hold; beyond it the least recently used are "
     "removed. Used only with `disk_dir`; 0 turns the disk tier off.",
     "cache.max_entry": "Largest response stored (counted uncompressed). A larger one streams "
@@ -676,6 +687,17 @@ LOCAL_REPLIES: dict[str, tuple[str, str]] = {
         "longer than `limits.body_timeout`.",
     ),
     "body_too_large": ("413", "The body is larger than `limits.max_body_bytes`."),
+    "request_body_too_slow": (
+        "408",
+        "The request body came slower than `limits.min_body_rate` bytes a second once "
+        "`limits.body_rate_grace` was over (slow POST). After the response began, the "
+        "connection is closed instead.",
+    ),
+    "client_upload_limit": (
+        "429",
+        "The client address already sends `limits.max_uploads_per_client` request bodies to "
+        "upstreams. Carries `Retry-After: 1`.",
+    ),
     "rate_limited": (
         "429",
         "A `local_rate_limit` filter's bucket is empty. Carries `Retry-After` (seconds).",
@@ -690,6 +712,11 @@ LOCAL_REPLIES: dict[str, tuple[str, str]] = {
         "The client sent CONNECT (an HTTP/2 CONNECT without `:protocol websocket` too): "
         "Dispa does not tunnel. A WebSocket upgrade is forwarded; other Upgrade offers (h2c) "
         "are ignored and the request is answered as HTTP/1.1.",
+    ),
+    "unsupported_http_version": (
+        "505",
+        "The request line names an HTTP version other than 1.0 and 1.1 (`HTTP/2.0` in an "
+        "HTTP/1 request line, say). The connection is closed after the reply.",
     ),
     "not_cached": (
         "504",

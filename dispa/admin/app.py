@@ -12,6 +12,8 @@ import logging
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from dispa.admin.access import AdminAccess
+from dispa.admin.guard import SMALL_BODY, admin_guard
 from dispa.admin.view import AdminView
 from dispa.observe.metrics import CONTENT_TYPE, build_registry, render
 
@@ -67,11 +69,18 @@ async def upstreams(request: web.Request) -> web.Response:
     return web.json_response(request.app[VIEW_KEY].upstreams_document())
 
 
-def build_admin_app(view: AdminView, extra_routes=(), collectors=()) -> web.Application:
+def build_admin_app(
+    view: AdminView, extra_routes=(), collectors=(), access: AdminAccess | None = None
+) -> web.Application:
     """The admin app; ``extra_routes`` (aiohttp RouteDefs, e.g. a core node's cluster API)
     take precedence over a default route with the same method and path; ``collectors``
-    add Prometheus families to /metrics (e.g. discovery's)."""
-    app = web.Application(middlewares=[json_errors])
+    add Prometheus families to /metrics (e.g. discovery's). ``access`` says which Host
+    and Origin it answers (``guard.py``); by default its own loopback address only."""
+    access = access or AdminAccess.for_address("127.0.0.1:0")
+    # Routes that take more raise the limit for themselves (guard.accepts).
+    app = web.Application(
+        middlewares=[json_errors, admin_guard(access)], client_max_size=SMALL_BODY
+    )
     app[VIEW_KEY] = view
     app[REGISTRY_KEY] = build_registry(view)
     for collector in collectors:
@@ -101,11 +110,19 @@ class AdminServer:
 
 
 async def start_admin(
-    view: AdminView, host: str, port: int, extra_routes=(), collectors=()
+    view: AdminView, host: str, port: int, extra_routes=(), collectors=(), admin_config=None
 ) -> AdminServer:
+    """``admin_config``: the ``admin`` section of the node's file (its allowed hosts and
+    origins); without it, only the admin's own address and loopback names are answered."""
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    access = (
+        AdminAccess.from_config(admin_config)
+        if admin_config is not None
+        else AdminAccess.for_address(address)
+    )
     # No access log: scrapes and probes every few seconds would drown the gateway's own.
     runner = web.AppRunner(
-        build_admin_app(view, extra_routes, collectors),
+        build_admin_app(view, extra_routes, collectors, access),
         access_log=None,
         shutdown_timeout=SHUTDOWN_TIMEOUT,
     )

@@ -14,7 +14,9 @@ import logging
 import os
 
 from dispa.config.acme import Acme
+from dispa.config.bounds import bound_problems, load_json
 from dispa.config.schema import CertificateFiles, Gateway, Route
+from dispa.private_files import make_private_dir, write_private_file
 
 log = logging.getLogger("dispa.acme")
 
@@ -29,13 +31,7 @@ def _write_private(path: str, text: str) -> bool:
                 return False
     except OSError:
         pass
-    temporary = path + ".tmp"
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    write_private_file(path, text.encode())
     return True
 
 
@@ -69,6 +65,24 @@ def challenge_routes(domains: tuple[str, ...], challenges: dict) -> list[Route]:
     return routes
 
 
+def _saved_state_problem(served: object) -> str | None:
+    """Why a saved state read back cannot be taken (None: it can): ``take`` and the
+    routes built from it read these fields without asking."""
+    problems = bound_problems(served)
+    if problems:
+        return problems[0]
+    if not isinstance(served, dict) or not isinstance(served.get("challenges", {}), dict):
+        return "not an ACME state"
+    certificate = served.get("certificate")
+    if certificate is not None and not (
+        isinstance(certificate, dict)
+        and isinstance(certificate.get("key"), str)
+        and isinstance(certificate.get("chain"), str)
+    ):
+        return "not an ACME state: a certificate without its key and chain"
+    return None
+
+
 class ManagedCertificates:
     """The ACME state one node serves: what it was handed last and the files written."""
 
@@ -83,7 +97,7 @@ class ManagedCertificates:
             return False
         certificate = served.get("certificate")
         if certificate is not None:
-            os.makedirs(self.directory, mode=0o700, exist_ok=True)
+            make_private_dir(self.directory)
             _write_private(self._path("key"), certificate["key"])
             _write_private(self._path("cert"), certificate["chain"])
         self.served = served
@@ -91,18 +105,24 @@ class ManagedCertificates:
 
     def save(self) -> None:
         """Keep what is served across a restart (an edge may restart with no core up)."""
-        os.makedirs(self.directory, mode=0o700, exist_ok=True)
+        make_private_dir(self.directory)
         _write_private(os.path.join(self.directory, "served.json"), json.dumps(self.served))
 
     def load(self) -> None:
         path = os.path.join(self.directory, "served.json")
         try:
             with open(path) as handle:
-                served = json.load(handle)
+                served = load_json(handle.read())  # nested too deep: a ValueError
         except FileNotFoundError:
             return
         except (OSError, ValueError) as error:
             log.error("cannot read the saved ACME certificate state %s: %s", path, error)
+            return
+        problem = _saved_state_problem(served)
+        if problem is not None:
+            log.error(
+                "the saved ACME certificate state %s is damaged (%s): ignoring it", path, problem
+            )
             return
         self.take(served)
 

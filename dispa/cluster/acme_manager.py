@@ -24,6 +24,7 @@ from dispa.cluster.acme_client import AcmeFailure, AcmeServer
 from dispa.cluster.acme_plan import Step, next_step
 from dispa.cluster.bridge import CommandFailed
 from dispa.config.acme import Acme
+from dispa.config.bounds import load_json
 
 log = logging.getLogger("dispa.acme")
 
@@ -266,8 +267,17 @@ class AcmeManager:
         async def caught_up(session: aiohttp.ClientSession, admin: str) -> bool:
             try:
                 async with session.get(f"http://{admin}/api/v1/certificates") as reply:
-                    return (await reply.json()).get("applied_seq", -1) >= seq
-            except (aiohttp.ClientError, TimeoutError, ValueError, OSError):
+                    # An edge reports its own admin address: its answer may be anything.
+                    answer = await reply.json(loads=load_json)
+                    return answer.get("applied_seq", -1) >= seq
+            except (
+                aiohttp.ClientError,
+                TimeoutError,
+                OSError,
+                ValueError,
+                TypeError,
+                AttributeError,
+            ):
                 return True  # down: it cannot be asked to validate either
 
         async with aiohttp.ClientSession(timeout=timeout) as session:

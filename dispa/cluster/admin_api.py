@@ -2,12 +2,16 @@
 cluster status, membership, backup and restore.
 
 Writes are validated here, before they reach the Raft log (a replicated command must
-never see bad input), then committed; the answer comes only after the commit.
+never see bad input), then committed; the answer comes only after the commit. What each
+write accepts (content types, body size) is declared with ``accepts``, and enforced with
+the Host and Origin checks by the admin guard (``dispa/admin/guard.py``) before it runs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import time
 
 import aiohttp
@@ -15,18 +19,23 @@ import yaml
 from aiohttp import web
 
 from dispa.admin.app import REGISTRY_KEY
+from dispa.admin.guard import CONFIG_BODY, JSON, JSON_OR_YAML, RESTORE_BODY, accepts
 from dispa.cluster.bridge import CommandFailed
 from dispa.cluster.config_diff import config_diff
+from dispa.cluster.membership_check import add_problem, remove_problem
 from dispa.cluster.metrics import cluster_registry
+from dispa.config.bounds import load_json
 from dispa.config.cluster import SharedConfig
 from dispa.config.errors import ConfigError
 from dispa.config.load import build_model, parse_text
-from dispa.config.schema import Gateway, Listener
+from dispa.config.schema import Gateway, Listener, split_address
 from dispa.config.validate import cross_check
 from dispa.discovery.merge import carry_discovered_endpoints
 from dispa.observe.metrics import CONTENT_TYPE, render
 
 PEER_TIMEOUT = 1.0
+# How long a new core's Raft address has to accept a connection before it is added.
+NEW_MEMBER_CONNECT_TIMEOUT = 1.0
 _PLACEHOLDER_LISTENER = Listener(name="placeholder", address="127.0.0.1:0")
 
 
@@ -111,6 +120,7 @@ def cluster_routes(node) -> list:
             headers={"ETag": f'"{state.revision}"'},
         )
 
+    @accepts(*JSON_OR_YAML, max_body=CONFIG_BODY)
     async def put_config(request: web.Request) -> web.Response:
         expected = _expected_revision(request)
         config = await read_config_body(request)
@@ -122,6 +132,7 @@ def cluster_routes(node) -> list:
         )
         return write_answer(result)
 
+    @accepts(*JSON_OR_YAML, max_body=CONFIG_BODY)
     async def dry_run(request: web.Request) -> web.Response:
         state = node.store.state
         # As the commit would: discovered endpoints are kept where the config lists none.
@@ -150,9 +161,10 @@ def cluster_routes(node) -> list:
             return _error(404, f"revision {revision} is not in the history")
         return web.json_response({"revision": int(revision), **entry})
 
+    @accepts(*JSON)
     async def rollback(request: web.Request) -> web.Response:
         try:
-            body = await request.json()
+            body = await request.json(loads=load_json)
             target = int(body["revision"])
         except (ValueError, KeyError, TypeError):
             return _error(400, 'send {"revision": N}, the revision to roll back to')
@@ -230,27 +242,60 @@ def cluster_routes(node) -> list:
             }
         )
 
+    # One membership change at a time through this node: each is checked against the
+    # membership the previous one left.
+    membership_lock = asyncio.Lock()
+
+    @accepts(*JSON)
     async def add_member(request: web.Request) -> web.Response:
         try:
-            body = await request.json()
+            body = await request.json(loads=load_json)
             member_id, raft = str(body["id"]), str(body["raft"])
             admin, region = str(body["admin"]), str(body.get("region", "default"))
+            if not all(split_address(address)[0] for address in (raft, admin)):
+                raise ValueError("no host")
         except (ValueError, KeyError, TypeError):
-            return _error(400, 'send {"id", "raft", "admin", "region"} of the new core')
+            return _error(
+                400,
+                'send {"id", "raft", "admin", "region"} of the new core (addresses as host:port)',
+            )
         if node.config.cluster.store != "raft":
             return _error(400, "membership changes apply to the embedded Raft store only")
-        await commit(node.store.change_membership(True, raft))
-        await commit(node.store.add_member(member_id, raft, admin, region))
+        async with membership_lock:
+            members = node.store.state.members
+            if member_id in members:
+                return _error(409, f"a core named {member_id} is already a member; remove it first")
+            links = node.store.raft_links()
+            if raft == node.config.raft.address or raft in links:
+                return _error(409, f"{raft} is already the Raft address of a member")
+            if not await _accepts_connection(raft):
+                return _error(
+                    409,
+                    f"nothing accepts connections on the new core's Raft address {raft}: "
+                    "start the core first (with the cluster's secret and peers), then add it",
+                )
+            problem = add_problem(node.store.raft_links(), new_answers=True)
+            if problem is not None:
+                return _error(409, f"not added: {problem}")
+            await commit(node.store.change_membership(True, raft))
+            await commit(node.store.add_member(member_id, raft, admin, region))
         return web.json_response({"ok": True, "added": member_id})
 
+    @accepts(*JSON)  # no body: the content type is still required (see guard.py)
     async def remove_member(request: web.Request) -> web.Response:
         member_id = request.match_info["id"]
-        member = node.store.state.members.get(member_id)
-        if member is None:
-            return _error(404, f"no core named {member_id}")
-        if node.config.cluster.store == "raft":
-            await commit(node.store.change_membership(False, member["raft"]))
-        await commit(node.store.remove_member(member_id))
+        async with membership_lock:
+            member = node.store.state.members.get(member_id)
+            if member is None:
+                return _error(404, f"no core named {member_id}")
+            if node.config.cluster.store == "raft":
+                problem = remove_problem(
+                    node.store.raft_links(), node.config.raft.address, member["raft"]
+                )
+                if problem is not None:
+                    return _error(409, f"{member_id} not removed: {problem}")
+                await commit(node.store.change_membership(False, member["raft"]))
+            await commit(node.store.remove_member(member_id))
         return web.json_response({"ok": True, "removed": member_id})
 
     async def backup(request: web.Request) -> web.Response:
@@ -259,9 +304,10 @@ def cluster_routes(node) -> list:
             {"format": 1, "taken_at": time.time(), "taken_from": node.node_id, "state": plain}
         )
 
+    @accepts(*JSON, max_body=RESTORE_BODY)
     async def restore(request: web.Request) -> web.Response:
         try:
-            body = await request.json()
+            body = await request.json(loads=load_json)
             plain = body["state"]
             config = plain["history"][str(plain["revision"])]["config"]
         except (ValueError, KeyError, TypeError):
@@ -315,6 +361,7 @@ class _NotCommitted(Exception):
 
 
 def _translate_errors(handler):
+    @functools.wraps(handler)  # keeps what the handler accepts (guard.accepts)
     async def wrapped(request: web.Request) -> web.StreamResponse:
         try:
             return await handler(request)
@@ -327,6 +374,21 @@ def _translate_errors(handler):
             )
 
     return wrapped
+
+
+async def _accepts_connection(address: str) -> bool:
+    """Whether something accepts a TCP connection on ``address`` now (closed at once)."""
+    host, port = split_address(address)
+    try:
+        _, writer = await asyncio.wait_for(
+            asyncio.open_connection(host, port), NEW_MEMBER_CONNECT_TIMEOUT
+        )
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
 
 
 async def _peer_status(admin_address: str) -> dict:

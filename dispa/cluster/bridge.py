@@ -34,8 +34,31 @@ class CommandFailed(Exception):
         self.maybe_committed = maybe_committed
 
 
+# While an election is on, pysyncobj refuses a command at once (MISSING_LEADER) without
+# taking it: it is asked again this often, within the caller's timeout.
+NO_LEADER_RETRY = 0.1
+
+
 async def submit(command, *args, timeout: float = 3.0):
-    """Run a ``@replicated`` method and wait for its committed result."""
+    """Run a ``@replicated`` method and wait for its committed result. A command refused
+    because there is no leader was never taken, so it is asked again until a leader is
+    elected or the time is up (an election on a loaded machine takes a second or so)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        try:
+            return await _submit_once(command, args, max(deadline - loop.time(), 0.01))
+        except _NoLeader:
+            if loop.time() + NO_LEADER_RETRY >= deadline:
+                raise CommandFailed(FAILURES[FAIL_REASON.MISSING_LEADER], False) from None
+            await asyncio.sleep(NO_LEADER_RETRY)
+
+
+class _NoLeader(Exception):
+    """pysyncobj knew no leader and did not take the command."""
+
+
+async def _submit_once(command, args: tuple, timeout: float):
     loop = asyncio.get_running_loop()
     future = loop.create_future()
 
@@ -43,6 +66,8 @@ async def submit(command, *args, timeout: float = 3.0):
         if not future.done():
             if error == FAIL_REASON.SUCCESS:
                 future.set_result(result)
+            elif error == FAIL_REASON.MISSING_LEADER:
+                future.set_exception(_NoLeader())
             else:
                 maybe = error in (
                     FAIL_REASON.NOT_LEADER,

@@ -14,10 +14,15 @@ from pathlib import Path
 
 import aiohttp
 
+from dispa.config.bounds import load_json
 from dispa.config.errors import ConfigError
 from dispa.config.load import parse_text
+from dispa.private_files import make_private_dir, write_private_file
 
 TIMEOUT = aiohttp.ClientTimeout(total=15)
+# The admin API takes writes only with the content type each route documents.
+YAML = {"Content-Type": "application/yaml"}  # a config file: YAML, of which JSON is a subset
+JSON = {"Content-Type": "application/json"}
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 
 
@@ -74,15 +79,17 @@ async def apply(admin: str, path: str, dry_run: bool, expected: int | None) -> i
     except ConfigError as error:
         print(error.render(), file=sys.stderr)
         return EXIT_BAD_INPUT
-    status, body = await _call("POST", admin, "/api/v1/config/dry-run", data=text)
+    status, body = await _call(
+        "POST", admin, "/api/v1/config/dry-run", data=text.encode(), headers=YAML
+    )
     if status != 200:
         return _fail(status, body)
     print(body["diff"] or "(no change)", end="" if body["diff"] else "\n")
     if dry_run:
         print(f"dry run: nothing applied (current revision {body['revision']})")
         return EXIT_OK
-    headers = {"If-Match": str(expected if expected is not None else body["revision"])}
-    status, body = await _call("PUT", admin, "/api/v1/config", data=text, headers=headers)
+    headers = {"If-Match": str(expected if expected is not None else body["revision"]), **YAML}
+    status, body = await _call("PUT", admin, "/api/v1/config", data=text.encode(), headers=headers)
     if status != 200:
         return _fail(status, body)
     if body.get("unchanged"):
@@ -150,7 +157,7 @@ async def members_add(admin: str, node_id: str, raft: str, admin_of_new: str, re
 
 
 async def members_remove(admin: str, node_id: str) -> int:
-    code, body = await _call("DELETE", admin, f"/api/v1/members/{node_id}")
+    code, body = await _call("DELETE", admin, f"/api/v1/members/{node_id}", headers=JSON)
     if code != 200:
         return _fail(code, body)
     print(f"removed core {node_id}")
@@ -161,10 +168,9 @@ async def backup(admin: str, output: str) -> int:
     code, body = await _call("GET", admin, "/api/v1/backup")
     if code != 200:
         return _fail(code, body)
-    target = Path(output)
-    scratch = target.with_name(target.name + ".tmp")
-    scratch.write_text(json.dumps(body))
-    scratch.replace(target)
+    # The whole cluster state, secrets included: 0600, and any folder made for it 0700.
+    make_private_dir(Path(output).parent, tighten=False)
+    write_private_file(output, json.dumps(body).encode())
     revision = body["state"]["revision"]
     print(
         f"backup of revision {revision} written to {output} "
@@ -175,15 +181,27 @@ async def backup(admin: str, output: str) -> int:
 
 async def restore(admin: str, source: str) -> int:
     try:
-        payload = json.loads(Path(source).read_text())
+        payload = load_json(Path(source).read_text())
     except OSError as error:
         print(f"{source}: cannot read: {error.strerror}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except ValueError:
-        print(f"{source}: not a Dispa backup (not JSON)", file=sys.stderr)
+    except ValueError as error:  # bad JSON, or nested past the parser's limit
+        print(f"{source}: not a Dispa backup (not JSON: {error})", file=sys.stderr)
         return EXIT_BAD_INPUT
-    code, body = await _call("POST", admin, "/api/v1/restore", json=payload)
+    code, body = await _call("POST", admin, "/api/v1/restore", json=restore_payload(payload))
     if code != 200:
         return _fail(code, body)
     print(f"restored: the backup's config is now revision {body['revision']}")
     return EXIT_OK
+
+
+def restore_payload(backup: object) -> object:
+    """What a restore uses of a backup: its current config and its sessions. The rest of the
+    history is left out, so a backup with a long history still fits the restore's size."""
+    try:
+        state = backup["state"]
+        revision = state["revision"]
+        current = state["history"][str(revision)]
+    except (KeyError, TypeError):
+        return backup  # not a backup: the core says why
+    return {**backup, "state": {**state, "history": {str(revision): current}}}

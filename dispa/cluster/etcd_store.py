@@ -61,6 +61,7 @@ from aetcd import transactions as txn
 
 from dispa.cluster.bridge import CommandFailed
 from dispa.cluster.state import PURGE_LIMIT, ClusterState
+from dispa.config.bounds import load_json
 
 log = logging.getLogger("dispa.etcd")
 
@@ -169,7 +170,9 @@ def _encode(value: Any) -> bytes:
 
 
 def _decode(raw: bytes) -> Any:
-    return json.loads(raw)
+    # Anyone with write access to etcd may have written it: nested past the parser's
+    # limit is a ValueError, skipped like any unreadable key, not a RecursionError.
+    return load_json(raw)
 
 
 # ---------------------------------------------------------------------- the local mirror

@@ -24,7 +24,9 @@ from dispa.cluster.acme_metrics import AcmeCollector
 from dispa.cluster.admin_api import cluster_routes
 from dispa.cluster.bridge import CommandFailed
 from dispa.cluster.quota_client import LeasedQuota
+from dispa.cluster.raft_port_metrics import RaftPortCollector
 from dispa.cluster.raft_store import RaftTimings
+from dispa.cluster.raft_transport import RaftPortLimits
 from dispa.cluster.session_client import ReplicatedSessions
 from dispa.cluster.store import ClusterStore, RaftClusterStore
 from dispa.cluster.watch_api import watch_routes
@@ -32,6 +34,7 @@ from dispa.config.cluster import CoreConfig, SharedConfig, gateway_for_node, wai
 from dispa.config.schema import split_address
 from dispa.discovery.leader import LeaderDiscovery
 from dispa.discovery.status import DiscoveryCollector, providers_route
+from dispa.private_files import make_private_dir
 from dispa.proxy.server import Gateway, ListenError
 from dispa.runtime.view import LocalGatewayView
 
@@ -73,6 +76,7 @@ class CoreNode:
                 "would accept commands from anyone who can reach it."
             )
         raft = self.config.raft
+        make_private_dir(self.config.node.data_dir)  # 0700 whatever the umask, any store
         self.store = self._build_store(secret)
         await self.store.start()
         self.gateway = Gateway()
@@ -99,7 +103,13 @@ class CoreNode:
             + acme_routes(self)
             + [providers_route(self.discovery)]
             + ai_routes,
-            [DiscoveryCollector(self.discovery), AcmeCollector(self), *ai_collectors],
+            [
+                DiscoveryCollector(self.discovery),
+                AcmeCollector(self),
+                RaftPortCollector(self.store),
+                *ai_collectors,
+            ],
+            admin_config=self.config.admin,
         )
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
@@ -154,6 +164,11 @@ class CoreNode:
             secret,
             timings,
             self._on_committed,
+            RaftPortLimits(
+                max_message_size=raft.max_message_size,
+                auth_timeout=raft.auth_timeout,
+                max_unauthenticated=raft.max_unauthenticated_connections,
+            ),
         )
 
     def _on_sighup(self) -> None:

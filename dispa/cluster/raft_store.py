@@ -17,6 +17,11 @@ Known pysyncobj traps, and how this file makes them impossible:
   supported before 1.0).
 - ``sync=True`` would block the event loop: commands are submitted with a callback from
   pysyncobj's thread, bridged into asyncio (``bridge.py``) with a timeout on our side.
+- pysyncobj's TCP connection lets a peer without the secret make a core buffer any
+  amount: the Raft port runs on ``raft_transport.py``'s guarded connections instead.
+- pysyncobj creates the journal, its ``.meta`` file (anew at every term change) and a
+  snapshot received from the leader with the builtin ``open``, so with the umask's mode:
+  see ``_pysyncobj_files_private``.
 """
 
 from __future__ import annotations
@@ -27,16 +32,40 @@ import os
 import time
 
 import msgpack
+import pysyncobj.journal
+import pysyncobj.serializer
 import zstandard
 from pysyncobj import SyncObj, SyncObjConf, replicated
 from pysyncobj import pickle as raft_pickle
 
+from dispa.cluster.raft_transport import RaftPortLimits, RaftPortStats, guarded_transport
 from dispa.cluster.state import ClusterState
+from dispa.private_files import make_private_dir, private_open, private_opener, tighten_files_in
 
 log = logging.getLogger("dispa.raft")
 
 SNAPSHOT_FORMAT = 1
 _KEEPALIVE = {"type": "dispa_keepalive"}
+JOURNAL_FILE = "raft.journal"  # and pysyncobj's "raft.journal.meta" beside it
+SNAPSHOT_FILE = "raft.snapshot"
+
+
+def _pysyncobj_files_private() -> None:
+    """Make the files pysyncobj creates 0600, whatever the umask.
+
+    Its journal and serializer modules create files with the builtin ``open``, at any time
+    on pysyncobj's thread (the journal's ``.meta`` file is rewritten at every term change,
+    a follower writes the snapshot its leader sends). A umask cannot be set around those
+    moments: it belongs to the whole process, and the data plane's threads create files
+    too. Both modules look ``open`` up in their own globals before the builtins, so they
+    get one that creates private files; reads are unchanged. The data directory is 0700
+    as well, so even a file created otherwise is out of others' reach.
+    """
+    pysyncobj.journal.open = private_open
+    pysyncobj.serializer.open = private_open
+
+
+_pysyncobj_files_private()
 
 
 def _total(method):
@@ -78,11 +107,15 @@ class RaftStore(SyncObj):
         secret: str,
         timings: RaftTimings | None = None,
         on_applied=None,
+        port_limits: RaftPortLimits | None = None,
     ) -> None:
         if not secret:
             raise ValueError("a cluster secret is required")
         timings = timings or RaftTimings()
-        os.makedirs(data_dir, exist_ok=True)
+        make_private_dir(data_dir)
+        tighten_files_in(data_dir)  # left by a version that wrote with the umask's mode
+        self.port_stats = RaftPortStats()
+        build_transport = guarded_transport(port_limits or RaftPortLimits(), self.port_stats)
         # Exists before the tick thread starts: a journal replayed at start finds it.
         self.state = ClusterState()
         self._on_applied = on_applied
@@ -92,8 +125,8 @@ class RaftStore(SyncObj):
             password=secret,
             # Listen on the configured host only, not on every interface.
             bindAddress=self_address,
-            journalFile=os.path.join(data_dir, "raft.journal"),
-            fullDumpFile=os.path.join(data_dir, "raft.snapshot"),
+            journalFile=os.path.join(data_dir, JOURNAL_FILE),
+            fullDumpFile=os.path.join(data_dir, SNAPSHOT_FILE),
             serializer=self._write_snapshot,
             deserializer=self._read_snapshot,
             dynamicMembershipChange=True,
@@ -114,10 +147,22 @@ class RaftStore(SyncObj):
             logCompactionMinEntries=5000,
             logCompactionMinTime=300,
         )
-        super().__init__(self_address, partners, conf)
+        self._transport = None
+        super().__init__(
+            self_address, partners, conf, transportClass=self._remember(build_transport)
+        )
         self._keepalive_period = timings.heartbeat
         self._keepalive_sent = 0.0
         self.addOnTickCallback(self._keep_links_alive)
+
+    def _remember(self, build_transport):
+        """Keep the transport SyncObj builds: pysyncobj offers no public way to send."""
+
+        def build(syncObj, selfNode, otherNodes):
+            self._transport = build_transport(syncObj, selfNode, otherNodes)
+            return self._transport
+
+        return build
 
     def _keep_links_alive(self) -> None:
         """Send a tiny message to every other core each heartbeat.
@@ -126,13 +171,18 @@ class RaftStore(SyncObj):
         it next sends on it, dropping that message. Followers never talk to each other, so
         the first vote request after a leader dies was always lost and every failover took
         two election rounds (median 1.1 s). Receivers ignore message types they do not know.
+
+        Only on links whose handshake is over (``GuardedTransport.send`` refuses the others:
+        the peer would close a link on a message without its connection key).
         """
         now = time.monotonic()
         if now - self._keepalive_sent < self._keepalive_period:
             return
         self._keepalive_sent = now
-        transport = self._SyncObj__transport  # pysyncobj offers no public way to send
+        transport = self._transport
         for node in self.otherNodes:
+            if not self.isNodeConnected(node):
+                continue
             try:
                 transport.send(node, _KEEPALIVE)
             except Exception:  # a link that is down is pysyncobj's to reconnect
@@ -219,7 +269,7 @@ class RaftStore(SyncObj):
             "raft": raft_pickle.dumps(raft_data),
         }
         packed = msgpack.packb(payload, use_bin_type=True)
-        with open(file_name, "wb") as handle:
+        with open(file_name, "wb", opener=private_opener) as handle:
             handle.write(self._compressor.compress(packed))
 
     def _read_snapshot(self, file_name: str):

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import math
 
+from pydantic import ValidationError
+
 from dispa.cluster.acme_state import AcmeState
+from dispa.config.schema import RateLimit
 from dispa.discovery.merge import carry_discovered_endpoints
 
 # Config revisions kept for history and rollback.
@@ -32,6 +35,18 @@ EDGE_FORGET_AFTER = 86_400.0
 
 def _refuse(error: str, **details) -> dict:
     return {"ok": False, "error": error, **details}
+
+
+def _rate_limit_terms(config: dict | None) -> dict[str, tuple[int, float]]:
+    """The config's global rate limits by name, with the schema's defaults filled in."""
+    terms = {}
+    for entry in (config or {}).get("rate_limits") or ():
+        try:
+            limit = RateLimit.model_validate(entry)
+        except ValidationError:
+            continue  # a stored config was validated when written; never trust it blindly
+        terms[limit.name] = (limit.limit, limit.window)
+    return terms
 
 
 class ClusterState:
@@ -54,6 +69,10 @@ class ClusterState:
         self.edges: dict[str, dict] = {}
         # ACME account, order in progress and certificate (see acme_state.py)
         self.acme = AcmeState()
+        # Derived from the current config, not state: rate limit name -> (limit, window),
+        # and the config object they were read from
+        self._terms: dict[str, tuple[int, float]] = {}
+        self._terms_of: dict | None = None
 
     # ------------------------------------------------------------------ config
 
@@ -154,6 +173,20 @@ class ClusterState:
         return {"ok": True}
 
     # ------------------------------------------------------------------ quota ledger
+
+    def lease_terms(self, limit_name: str) -> tuple[int, float] | None:
+        """``(limit, window)`` of the rate limit named so in the current config, or None.
+
+        What a lease is granted against: a lessee's request names a limit, never its size.
+        Read only (not a command), from the event loop while Raft's thread may be applying
+        a command: keyed on the config object itself, never on the revision, which a
+        command raises a moment before it stores the config.
+        """
+        config = self.current_config()
+        if config is not self._terms_of:
+            self._terms = _rate_limit_terms(config)
+            self._terms_of = config
+        return self._terms.get(limit_name)
 
     def lease_quota(
         self, limit_name: str, key: str, node: str, want: int, limit: int, window: float, now: float

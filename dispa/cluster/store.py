@@ -16,6 +16,7 @@ from typing import Protocol
 
 from dispa.cluster.bridge import submit
 from dispa.cluster.raft_store import RaftStore, RaftTimings
+from dispa.cluster.raft_transport import RaftPortLimits
 from dispa.cluster.state import ClusterState
 
 
@@ -69,8 +70,9 @@ class RaftClusterStore:
         secret: str,
         timings: RaftTimings,
         on_applied: Callable[[int], None],
+        port_limits: RaftPortLimits | None = None,
     ) -> None:
-        self._args = (address, peers, data_dir, secret, timings, on_applied)
+        self._args = (address, peers, data_dir, secret, timings, on_applied, port_limits)
         self.raft: RaftStore | None = None
 
     @property
@@ -96,6 +98,23 @@ class RaftClusterStore:
             "last_applied": status.get("last_applied"),
             "has_quorum": bool(status.get("has_quorum")),
         }
+
+    def raft_links(self) -> dict[str, bool]:
+        """The other Raft members by address, each with whether this node holds an
+        authenticated link to it now (pysyncobj's partner status). Raises RuntimeError
+        when pysyncobj's thread keeps changing the member set while it is read."""
+        prefix = "partner_node_status_server_"
+        for _ in range(3):
+            try:
+                status = self.raft.getStatus()
+            except RuntimeError:  # "set changed size during iteration"
+                continue
+            return {k[len(prefix) :]: v == 2 for k, v in status.items() if k.startswith(prefix)}
+        raise RuntimeError("the Raft member set kept changing while it was read")
+
+    def raft_port_statistics(self) -> dict | None:
+        """Peers the Raft port dropped, by reason, and connections yet to authenticate."""
+        return self.raft.port_stats.snapshot() if self.raft is not None else None
 
     def _run(self, name: str, *args, timeout: float = WRITE_TIMEOUT):
         return submit(getattr(self.raft, name), *args, timeout=timeout)

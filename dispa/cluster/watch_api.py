@@ -10,12 +10,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from dispa.admin.guard import accepts
 from dispa.cluster.bridge import CommandFailed
+from dispa.cluster.purge_urls import purge_url_problem
 from dispa.cluster.watch_protocol import CONTENT_TYPE, HEARTBEAT, config_delta, encode_frame
+from dispa.config.bounds import load_json
+from dispa.proxy.request_target import path_rules_of
+
+# A lease names the window its time falls in: a time further than this from the core's
+# clock is refused, or it could move a key's ledger to a future window, where every
+# honest node's lease for the current one would be granted nothing.
+MAX_LEASE_CLOCK_SKEW = 5.0
+# Watch streams served at once; each holds a connection and a task while it lasts.
+MAX_WATCH_STREAMS = 1024
+# Longest strings a lease or an edge report may carry (they are kept in the cluster state).
+MAX_KEY_LENGTH = 4096
+MAX_NAME_LENGTH = 256
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -69,7 +82,20 @@ def purge_messages(state, have_seq: int) -> list[dict]:
 def watch_routes(node) -> list:
     """aiohttp route definitions bound to one ``CoreNode``."""
 
+    streams = {"open": 0}
+    # The path rules a purge URL is checked with: the core's listeners' (purge_urls.py).
+    path_rules = tuple(dict.fromkeys(path_rules_of(one.paths) for one in node.config.listeners))
+
     async def watch(request: web.Request) -> web.StreamResponse:
+        if streams["open"] >= MAX_WATCH_STREAMS:
+            return _error(503, f"this core serves {MAX_WATCH_STREAMS} watch streams already")
+        streams["open"] += 1
+        try:
+            return await _watch(request)
+        finally:
+            streams["open"] -= 1
+
+    async def _watch(request: web.Request) -> web.StreamResponse:
         revision = _int_param(request, "from", 0)
         purge_seq = _int_param(request, "purges", -1)
         acme_seq = _int_param(request, "acme", -1)  # what ACME state the edge serves
@@ -109,13 +135,14 @@ def watch_routes(node) -> list:
 
     async def read_json(request: web.Request) -> dict:
         try:
-            body = await request.json()
+            body = await request.json(loads=load_json)
         except ValueError:
             body = None
         if not isinstance(body, dict):
             raise web.HTTPBadRequest(reason="send a JSON object")
         return body
 
+    @accepts("application/json")
     async def report_edge(request: web.Request) -> web.Response:
         body = await read_json(request)
         try:
@@ -124,6 +151,8 @@ def watch_routes(node) -> list:
             revision, purge_seq = int(body["revision"]), int(body.get("purge_seq", 0))
         except (KeyError, TypeError, ValueError):
             return _error(400, 'send {"name", "region", "admin", "revision", "purge_seq"}')
+        if max(len(name), len(region), len(admin)) > MAX_NAME_LENGTH:
+            return _error(400, f"name, region and admin take at most {MAX_NAME_LENGTH} characters")
         try:
             result = await node.store.report_edge(
                 name, region, admin, revision, purge_seq, time.time()
@@ -132,28 +161,36 @@ def watch_routes(node) -> list:
             return _error(503, f"not committed: {failure.reason}")
         return web.json_response(result, status=200 if result.get("ok") else 400)
 
+    @accepts("application/json")
     async def lease_quota(request: web.Request) -> web.Response:
         body = await read_json(request)
         try:
-            args = (
-                str(body["limit_name"]),
-                str(body["key"]),
-                str(body["node"]),
-                int(body["want"]),
-                int(body["limit"]),
-                float(body["window"]),
-                float(body["now"]),
-            )
+            limit_name, key, lessee = str(body["limit_name"]), str(body["key"]), str(body["node"])
+            want, now = int(body["want"]), float(body["now"])
         except (KeyError, TypeError, ValueError):
+            return _error(400, 'send {"limit_name", "key", "node", "want", "now"}')
+        if len(key) > MAX_KEY_LENGTH or len(lessee) > MAX_NAME_LENGTH:
+            return _error(400, "key or node too long")
+        # The limit and window are the replicated config's, never the request's: a lessee
+        # that named its own could lease past the limit every other node enforces.
+        terms = node.store.state.lease_terms(limit_name)
+        if terms is None:
+            return _error(404, f"no rate limit named '{limit_name[:100]}' in the cluster's config")
+        skew = now - time.time()
+        if not abs(skew) <= MAX_LEASE_CLOCK_SKEW:
             return _error(
-                400, 'send {"limit_name", "key", "node", "want", "limit", "window", "now"}'
+                400,
+                f"the lease's time is {skew:+.1f} s from this core's clock (at most "
+                f"{MAX_LEASE_CLOCK_SKEW:.0f} s): synchronise the clocks",
             )
+        limit, window = terms
         try:
-            result = await node.store.lease_quota(*args)
+            result = await node.store.lease_quota(limit_name, key, lessee, want, limit, window, now)
         except CommandFailed as failure:
             return _error(503, f"not committed: {failure.reason}")
         return web.json_response(result)
 
+    @accepts("application/json")
     async def purge(request: web.Request) -> web.Response:
         body = await read_json(request)
         urls, tags = body.get("urls", []), body.get("tags", [])
@@ -162,9 +199,9 @@ def watch_routes(node) -> list:
         if not urls and not tags:
             return _error(400, 'nothing to purge: send {"urls": [...]} and/or {"tags": [...]}')
         for index, url in enumerate(urls):
-            parts = urlsplit(str(url))
-            if parts.scheme not in ("http", "https") or not parts.netloc:
-                return _error(400, f"urls[{index}]: '{url}' is not an absolute http(s) URL")
+            problem = purge_url_problem(url, path_rules)
+            if problem is not None:
+                return _error(400, f"urls[{index}]: '{str(url)[:200]}': {problem}")
         try:
             result = await node.store.purge_cache(
                 [str(u) for u in urls], [str(t) for t in tags], time.time()

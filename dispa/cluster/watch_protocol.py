@@ -61,6 +61,10 @@ class FrameReader:
             body = bytes(self._buffer[_LENGTH.size : end])
             del self._buffer[:end]
             try:
+                # zstandard ignores max_output_size for a frame that declares its size, and
+                # allocates what it declares: a small frame could ask for gigabytes.
+                if zstandard.frame_content_size(body) > MAX_FRAME:
+                    raise BrokenStream(f"a frame that unpacks to more than {MAX_FRAME} bytes")
                 message = msgpack.unpackb(
                     _decompressor.decompress(body, max_output_size=MAX_FRAME),
                     raw=False,

@@ -30,7 +30,7 @@ from dispa.config.schema import (
     Strict,
     Upstream,
 )
-from dispa.config.units import Duration
+from dispa.config.units import Duration, Size
 
 SECRET_ENV = "DISPA_CLUSTER_SECRET"
 
@@ -58,6 +58,31 @@ class RaftSettings(Strict):
     election_max: Duration = 0.6
     heartbeat: Duration = 0.05
     connection_timeout: Duration = 1.5
+    # What a peer can make this core hold on the Raft port (see raft_transport.py).
+    max_message_size: Size = Field(
+        64 * 1024 * 1024,
+        ge=1024 * 1024,
+        le=1024 * 1024 * 1024,
+        description="Largest Raft message accepted from a peer that has proven the cluster "
+        "secret (the length prefix is checked before the message is buffered). Before that "
+        "proof a message may be 4 KiB at most, whatever this says. Large enough for the "
+        "largest config revision: log entries travel whole, snapshots in 64 KiB pieces.",
+    )
+    auth_timeout: Duration = Field(
+        5.0,
+        gt=0,
+        le=60,
+        description="A connection to the Raft port that has not proven the cluster secret "
+        "this long after it was accepted is closed (a real core does so within a round trip).",
+    )
+    max_unauthenticated_connections: int = Field(
+        64,
+        ge=1,
+        le=10_000,
+        description="Connections to the Raft port held at once before they prove the secret; "
+        "one more closes the oldest of them. Cores' own links, once authenticated, do not "
+        "count.",
+    )
 
     @model_validator(mode="after")
     def _timings_fit_together(self) -> RaftSettings:

@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from dispa.config.bounds import MAX_TEXT_CHARS, BoundExceeded, bound_problems, load_yaml
 from dispa.config.errors import ConfigError, format_path
 from dispa.config.schema import Gateway
 from dispa.config.validate import cross_check, raw_reference_problems
@@ -23,9 +24,12 @@ _INTERNAL_PATH_PARTS |= {"file", "dns", "etcd", "consul", "kubernetes"}  # disco
 
 
 def parse_text(text: str, source: str = "") -> dict:
-    """YAML (which includes JSON) to a mapping, or ConfigError with the line of the problem."""
+    """YAML (which includes JSON) to a mapping, or ConfigError with the line of the problem
+    (or the path of a value past the bounds: bounds.py)."""
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
+    except BoundExceeded as exceeded:
+        raise ConfigError([exceeded.problem], source) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -41,6 +45,7 @@ def parse_text(text: str, source: str = "") -> dict:
 
 
 def build_gateway(data: dict, source: str = "") -> Gateway:
+    _check_bounds(data, source)
     try:
         gateway = Gateway.model_validate(data)
     except ValidationError as exc:
@@ -57,15 +62,33 @@ def load_text(text: str, source: str = "") -> Gateway:
 
 def load_file(path: str | Path) -> Gateway:
     path = Path(path)
+    return load_text(_read_config_file(path), str(path))
+
+
+def _read_config_file(path: Path) -> str:
+    """The file's text, read no further than the bound on a config's size."""
     try:
-        text = path.read_text()
+        with open(path, "rb") as file:
+            raw = file.read(MAX_TEXT_CHARS + 1)
     except OSError as exc:
         raise ConfigError([f"cannot read the config file: {exc.strerror}"], str(path)) from None
+    if len(raw) > MAX_TEXT_CHARS:
+        limit = MAX_TEXT_CHARS // (1024 * 1024)
+        raise ConfigError([f"the config file is larger than {limit} MiB"], str(path))
+    try:
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:  # a binary file, or another encoding: not a crash
         raise ConfigError(
             [f"the config file is not UTF-8 text (byte {exc.start}: {exc.reason})"], str(path)
         ) from None
-    return load_text(text, str(path))
+
+
+def _check_bounds(data: object, source: str) -> None:
+    """Data that did not come through ``parse_text`` (JSON bodies, the cluster's stream)
+    is held to the same bounds before validation recurses into it."""
+    problems = bound_problems(data)
+    if problems:
+        raise ConfigError(problems, source)
 
 
 def dump_plain(gateway: Gateway) -> dict:
@@ -123,6 +146,7 @@ def build_model(model, data: dict, source: str = "", cross_checks=None):
     ``cross_checks`` takes the built model and returns further problems (names that
     must exist, be unique); the gateway's own checks are used by ``build_gateway``.
     """
+    _check_bounds(data, source)
     try:
         built = model.model_validate(data)
     except ValidationError as exc:
@@ -135,9 +159,5 @@ def build_model(model, data: dict, source: str = "", cross_checks=None):
 
 def load_model_file(model, path: str | Path, cross_checks=None):
     path = Path(path)
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc)
-        raise ConfigError([f"cannot read the config file: {reason}"], str(path)) from None
+    text = _read_config_file(path)
     return build_model(model, parse_text(text, str(path)), str(path), cross_checks)

@@ -7,7 +7,6 @@ a setting silently ignored. Cross-references (a route naming an upstream) are ch
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -22,7 +21,10 @@ from pydantic import (
 
 from dispa.config.acme import Acme
 from dispa.config.ai import Ai
+from dispa.config.authority import check_allowed_host, check_allowed_origin
 from dispa.config.discovery import Discovery, PoolReference
+from dispa.config.paths import is_normal, normal_form_hint
+from dispa.config.route_regex import header_regex, path_regex
 from dispa.config.units import Duration, Size
 
 LB_POLICIES = (
@@ -62,6 +64,64 @@ Address = Annotated[str, AfterValidator(_check_address)]
 # ---------------------------------------------------------------- listeners and limits
 
 
+class Http2Limits(Strict):
+    """What one HTTP/2 client connection may make the gateway hold or do: the flood
+    defences of nginx and Envoy, counted as frames arrive (never by re-reading a list)."""
+
+    max_concurrent_streams: int = Field(
+        100,
+        ge=1,
+        le=1000,
+        description="Streams a client may have open at once (advertised in SETTINGS); one "
+        "more is refused with RST_STREAM REFUSED_STREAM.",
+    )
+    max_continuation_frames: int = Field(
+        16,
+        ge=1,
+        le=1024,
+        description="CONTINUATION frames in one header block; more -> GOAWAY "
+        "ENHANCE_YOUR_CALM. The block's bytes are capped too, at 4 x `max_header_bytes` "
+        "and one frame; a header block left unfinished for `header_timeout` ends the "
+        "connection.",
+    )
+    flood_interval: Duration = Field(
+        10.0,
+        gt=0,
+        description="The period over which `max_reset_streams` and `max_control_frames` "
+        "are counted; the counts start again at zero every interval.",
+    )
+    max_reset_streams: int = Field(
+        500,
+        ge=1,
+        description="Streams the client resets (RST_STREAM), or makes the gateway reset or "
+        "refuse (malformed, over the stream limit), per `flood_interval`; more -> GOAWAY "
+        "ENHANCE_YOUR_CALM (HTTP/2 rapid reset, CVE-2023-44487).",
+    )
+    max_control_frames: int = Field(
+        1000,
+        ge=1,
+        description="Frames that carry no request per `flood_interval`: SETTINGS (one more "
+        "per 10 entries), PING, PRIORITY, GOAWAY, RST_STREAM of a closed stream, DATA "
+        "without bytes or end, frames of unknown types; more -> GOAWAY ENHANCE_YOUR_CALM. "
+        "WINDOW_UPDATE frames are allowed in proportion to the DATA frames sent.",
+    )
+    stream_output_buffer: Size = Field(
+        256 * 1024,
+        ge=16 * 1024,
+        description="Response bytes queued for one stream (waiting for the client's "
+        "flow-control window or a full socket) past which its upstream stops being read; "
+        "it is read again below a quarter of this.",
+    )
+    connection_output_buffer: Size = Field(
+        1024 * 1024,
+        ge=64 * 1024,
+        description="The same for all the streams of one connection together: past it, "
+        "every stream's upstream is paused (those with nothing queued yet too) and new "
+        "requests wait, their bodies held back by their windows, until the queue is back "
+        "under it.",
+    )
+
+
 class Limits(Strict):
     """Protection against clients that send too much or too slowly."""
 
@@ -71,6 +131,35 @@ class Limits(Strict):
     body_timeout: Duration = 60.0  # longest pause between body bytes -> 408
     idle_timeout: Duration = 60.0  # keep-alive connection idle between requests
     max_requests_per_connection: int = Field(0, ge=0)  # 0 = unlimited
+    http2: Http2Limits = Field(
+        Http2Limits(), description="Limits of HTTP/2 client connections (floods, buffering)."
+    )
+    # Slow bodies (slow POST): a body must average this many bytes a second once the
+    # grace period is over, whatever its pauses (Apache's mod_reqtimeout rule).
+    min_body_rate: Size = Field(
+        500,
+        description="Bytes a second a request body must average after `body_rate_grace` "
+        "(the allowance grows by one second per `min_body_rate` bytes received); slower -> "
+        "408 `request_body_too_slow`. 0 turns the rule off.",
+    )
+    body_rate_grace: Duration = Field(
+        20.0, description="Time a request body has before `min_body_rate` applies."
+    )
+    buffer_body_up_to: Size = Field(
+        65536,
+        le=16 * 1024 * 1024,
+        description="A request body with a declared length up to this many bytes is read "
+        "whole before an upstream endpoint is picked, so a slow client never holds an "
+        "upstream connection (gRPC and bodies of unknown length stream at once). 0 streams "
+        "every body at once.",
+    )
+    max_uploads_per_client: int = Field(
+        32,
+        ge=0,
+        description="Requests from one client address whose body is still being sent to "
+        "an upstream, at one time (per worker); more -> 429 `client_upload_limit`. Behind a "
+        "proxy that hides client addresses, raise it or set 0 (no limit).",
+    )
 
 
 class CertificateFiles(Strict):
@@ -138,11 +227,39 @@ class Tls(Strict):
         return value
 
 
+class Paths(Strict):
+    """How request paths are normalised (RFC 3986) before routing; the upstream receives
+    the normalised form (docs/life-of-a-request.md, "What the upstream receives")."""
+
+    merge_slashes: bool = Field(
+        True,
+        description="Merge `//` into `/`, as nginx does by default: most servers read "
+        "`//admin` as `/admin`, so a route for `/admin` must too. Turn off only for "
+        "upstreams where empty path segments mean something (object stores).",
+    )
+    escaped_slashes: Literal["reject", "keep", "unescape"] = Field(
+        "reject",
+        description="Encoded `/` and `\\` (`%2F`, `%5C`) in a path: `reject` answers 400; "
+        "`keep` forwards them encoded, as data within a segment (for APIs with encoded "
+        "ids, when the upstream does not decode them into separators); `unescape` makes "
+        "both a `/` before routing (Envoy's `path_with_escaped_slashes_action`). The "
+        "default closes `/x%2F..%2Fadmin` to upstreams that decode before resolving dots.",
+    )
+    escaped_nul: Literal["reject", "keep"] = Field(
+        "reject",
+        description="An encoded NUL (`%00`) in a path: `reject` answers 400; `keep` forwards "
+        "it (C upstreams may cut the path there).",
+    )
+
+
 class Listener(Strict):
     name: str = Field(pattern=_NAME)
     address: Address
     limits: Limits = Limits()
     tls: Tls | None = None  # None: plain TCP
+    paths: Paths = Field(
+        Paths(), description="How request paths are normalised before routing and forwarding."
+    )
 
 
 # ---------------------------------------------------------------- upstreams
@@ -457,23 +574,38 @@ class HeaderMatch(Strict):
     regex: str | None = None
     present: bool | None = None
 
+    @field_validator("regex")
+    @classmethod
+    def _linear_regex(cls, value: str | None) -> str | None:
+        # Compiled as the router compiles it (RE2, over bytes), so what passes here never
+        # fails at snapshot time.
+        if value is not None:
+            header_regex(value)
+        return value
+
     @model_validator(mode="after")
     def _one_kind(self) -> HeaderMatch:
         kinds = [k for k in ("exact", "regex", "present") if getattr(self, k) is not None]
         if len(kinds) != 1:
             raise ValueError("give exactly one of exact, regex or present")
-        if self.regex is not None:
-            # The router matches header values as bytes, so the pattern must compile as bytes
-            # too ("(?u)" or "\\u00e9" compile as str only and would fail at snapshot time).
-            _check_regex(self.regex, as_bytes=True)
         return self
 
 
-def _check_regex(pattern: str, as_bytes: bool = False) -> None:
-    try:
-        re.compile(pattern.encode() if as_bytes else pattern)
-    except re.error as exc:
-        raise ValueError(f"bad regular expression '{pattern}': {exc}") from None
+def _normal_path(value: str | None) -> str | None:
+    """A route path must be in the form requests are matched in (paths.py), or it could
+    never match; the message says how to write it."""
+    if value is None:
+        return value
+    if not value.startswith("/"):
+        raise ValueError(f"path '{value}' must start with /")
+    if not is_normal(value):
+        hint = normal_form_hint(value)
+        fix = f"; write '{hint}'" if hint else ""
+        raise ValueError(
+            f"path '{value}' is not in normal form (RFC 3986): requests are matched once "
+            f"normalised, so it would never match{fix}"
+        )
+    return value
 
 
 class Match(Strict):
@@ -484,6 +616,15 @@ class Match(Strict):
     methods: tuple[str, ...] = ()
     headers: tuple[HeaderMatch, ...] = ()
 
+    _normal_paths = field_validator("path_prefix", "path_exact")(_normal_path)
+
+    @field_validator("path_regex")
+    @classmethod
+    def _linear_regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            path_regex(value)
+        return value
+
     @model_validator(mode="after")
     def _one_path_kind(self) -> Match:
         kinds = [k for k in ("path_prefix", "path_exact", "path_regex") if getattr(self, k)]
@@ -491,11 +632,6 @@ class Match(Strict):
             raise ValueError(
                 f"give at most one of path_prefix, path_exact, path_regex, not {kinds}"
             )
-        if self.path_regex is not None:
-            _check_regex(self.path_regex)
-        for path in (self.path_prefix, self.path_exact):
-            if path is not None and not path.startswith("/"):
-                raise ValueError(f"path '{path}' must start with /")
         host = self.host
         # "*." alone would match every host ending in a dot: a wildcard needs a suffix.
         wildcard_ok = host.startswith("*.") and len(host) > 2 and "*" not in host[2:]
@@ -585,6 +721,22 @@ class Region(Strict):
 
 class Admin(Strict):
     address: Address = "127.0.0.1:9901"
+    allowed_hosts: tuple[Annotated[str, AfterValidator(check_allowed_host)], ...] = Field(
+        (),
+        description="Host header values the admin API answers besides its own address (the "
+        "`address` above and the address a connection arrived on; `localhost`, `127.0.0.1` "
+        "and `[::1]` on loopback): the names it is reached by through DNS, a proxy or a "
+        "port mapping. `name` allows that name on any port, `name:port` on that port only; "
+        "`*` turns the check off (not recommended: it lets DNS rebinding read the API). "
+        "Other Host values are answered 421, which keeps a web page that rebinds its own "
+        "domain to this address from reading it.",
+    )
+    allowed_origins: tuple[Annotated[str, AfterValidator(check_allowed_origin)], ...] = Field(
+        (),
+        description="Web origins (`https://console.example.com`) whose pages may call the admin "
+        "API from a browser, besides the admin's own origin. A request with any other "
+        "`Origin` header is refused with 403.",
+    )
 
 
 class AccessLog(Strict):

@@ -236,7 +236,8 @@ def raw_reference_problems(data: dict) -> list[str]:
     routes = data.get("routes")
     if not isinstance(upstreams, list) or not isinstance(routes, list):
         return problems
-    known = {u.get("name") for u in upstreams if isinstance(u, dict)}
+    # Names of any other type (a list, a mapping) are shape errors, reported by the schema.
+    known = {name for _, name in _values(upstreams, "name")}
     for index, route in enumerate(routes):
         name = route.get("upstream") if isinstance(route, dict) else None
         if isinstance(name, str) and name not in known:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from dispa.discovery.backoff import RetryBackoff
+from dispa.discovery.documents import read_answer
 from dispa.discovery.provider import (
     DiscoveredEndpoint,
     FollowingProvider,
@@ -127,7 +128,7 @@ class ConsulProvider(FollowingProvider):
                     body = (await response.text())[:200]
                     raise ConnectionError(f"Consul answered {response.status}: {body}")
                 answered = int(response.headers.get("X-Consul-Index", "0") or 0)
-                entries = await response.json()
+                entries = await read_answer(response, f"Consul's answer for pool {pool}")
             self.indexes[pool] = next_index(self.indexes[pool], answered)
             self._views[pool] = endpoints_from_health(entries, spec.region)
             await publish(dict(self._views))

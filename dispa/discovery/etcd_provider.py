@@ -14,12 +14,12 @@ bad registration cannot hide every other instance.
 
 from __future__ import annotations
 
-import json
 import logging
 
 import aetcd
 
 from dispa.discovery.backoff import RetryBackoff
+from dispa.discovery.documents import parse_json
 from dispa.discovery.parse import BadEndpoints, parse_endpoint
 from dispa.discovery.provider import DiscoveredEndpoint, FollowingProvider, Pools
 
@@ -46,6 +46,12 @@ def pools_from_keys(prefix: str, instances: dict[str, DiscoveredEndpoint]) -> Po
         pool, _, _ = key[len(root) :].partition("/")
         pools.setdefault(pool, []).append(endpoint)
     return pools
+
+
+def _key_text(key: bytes) -> str:
+    """A key as text; one that is not UTF-8 (anyone may write under the prefix) stays
+    distinct and readable instead of failing the whole provider."""
+    return key.decode("utf-8", "backslashreplace")
 
 
 class EtcdProvider(FollowingProvider):
@@ -77,12 +83,12 @@ class EtcdProvider(FollowingProvider):
             instances: dict[str, DiscoveredEndpoint] = {}
             self.skipped.clear()
             for kv in everything.kvs:
-                self._apply(instances, kv.key.decode(), kv.value)
+                self._apply(instances, _key_text(kv.key), kv.value)
             await publish(pools_from_keys(self.prefix, instances))
             # Without a timeout: a watch waits for changes; a dead server ends it with an error.
             watch = await client.watch_prefix(root, start_revision=everything.header.revision + 1)
             async for event in watch:
-                key = event.kv.key.decode()
+                key = _key_text(event.kv.key)
                 if event.kind == aetcd.EventKind.DELETE:
                     instances.pop(key, None)
                     self.skipped.pop(key, None)
@@ -97,7 +103,7 @@ class EtcdProvider(FollowingProvider):
         if relative.count("/") != 1:
             return  # not POOL/INSTANCE: someone else's key under our prefix
         try:
-            instances[key] = parse_endpoint(json.loads(value), key)
+            instances[key] = parse_endpoint(parse_json(value, f"etcd key {key}"), key)
             self.skipped.pop(key, None)
         except (ValueError, BadEndpoints) as error:
             instances.pop(key, None)

@@ -10,20 +10,20 @@ temporary file, then rename it over the old one): a half-written file may still 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 from pathlib import Path
 
-import yaml
-
 from dispa.discovery.backoff import RetryBackoff
+from dispa.discovery.documents import parse_json, parse_yaml, read_file_text
 from dispa.discovery.parse import parse_pools
 from dispa.discovery.provider import FollowingProvider, Pools
 
 
 def read_pools_file(path: Path) -> Pools:
-    text = path.read_text()
-    data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    """The file's pools; BadDocument (naming the file) past the bounds of documents.py."""
+    text = read_file_text(path)
+    parse = parse_json if path.suffix == ".json" else parse_yaml
+    data = parse(text, str(path))
     return parse_pools(data if data is not None else {})
 
 

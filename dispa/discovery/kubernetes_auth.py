@@ -10,12 +10,13 @@ supported: give the gateway a service-account token instead.
 from __future__ import annotations
 
 import base64
+import binascii
 import os
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
+from dispa.discovery.documents import BadDocument, parse_yaml, read_file_text
 
 SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
@@ -61,8 +62,21 @@ def in_cluster(root: Path = SERVICE_ACCOUNT, environ=os.environ) -> KubernetesAc
 
 
 def from_kubeconfig(path: Path, context_name: str | None = None) -> KubernetesAccess:
-    config = yaml.safe_load(path.read_text()) or {}
+    """The access a kubeconfig gives; OSError, or a ValueError naming the file (one that
+    does not parse, is past the bounds of documents.py, or lacks what is needed), which
+    is how a provider that cannot start is reported (running.py)."""
+    config = parse_yaml(read_file_text(path), str(path)) or {}
+    try:
+        return _access(config, path, context_name)
+    except (KeyError, TypeError, AttributeError, binascii.Error) as error:
+        # A field missing or of the wrong kind (KeyError('cluster'), 'list' has no 'get'),
+        # or certificate-authority-data that is not base64.
+        raise BadDocument(
+            f"{path}: not a kubeconfig this gateway can use ({type(error).__name__}: {error})"
+        ) from None
 
+
+def _access(config, path: Path, context_name: str | None) -> KubernetesAccess:
     def named(section: str, name: str) -> dict:
         for item in config.get(section) or ():
             if item.get("name") == name:

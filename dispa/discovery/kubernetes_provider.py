@@ -18,7 +18,6 @@ reproduces the documented wire behaviour, not every feature of the real server.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import quote
@@ -26,6 +25,7 @@ from urllib.parse import quote
 import aiohttp
 
 from dispa.discovery.backoff import RetryBackoff
+from dispa.discovery.documents import json_lines, read_answer
 from dispa.discovery.kubernetes_auth import KubernetesAccess
 from dispa.discovery.provider import (
     DiscoveredEndpoint,
@@ -73,20 +73,6 @@ def endpoints_from_slices(
             for address in endpoint.get("addresses") or ():
                 endpoints.add(DiscoveredEndpoint(format_address(address, port), 1, region))
     return sorted(endpoints)
-
-
-async def json_lines(response: aiohttp.ClientResponse):
-    """The watch stream, one JSON object per line (slices can be longer than aiohttp's
-    line limit, so lines are split here)."""
-    buffer = b""
-    async for chunk in response.content.iter_any():
-        buffer += chunk
-        *lines, buffer = buffer.split(b"\n")
-        for line in lines:
-            if line.strip():
-                yield json.loads(line)
-    if buffer.strip():
-        yield json.loads(buffer)
 
 
 class KubernetesProvider(FollowingProvider):
@@ -153,7 +139,7 @@ class KubernetesProvider(FollowingProvider):
         async with session.get(url, params=params, headers=headers) as response:
             if response.status != 200:
                 raise ConnectionError(f"listing EndpointSlices: HTTP {response.status}")
-            listed = await response.json()
+            listed = await read_answer(response, f"the EndpointSlice list of pool {pool}")
         self.resource_versions[pool] = listed["metadata"]["resourceVersion"]
         return {item["metadata"]["name"]: item for item in listed.get("items") or ()}
 
@@ -173,12 +159,13 @@ class KubernetesProvider(FollowingProvider):
                 raise Gone()
             if response.status != 200:
                 raise ConnectionError(f"watching EndpointSlices: HTTP {response.status}")
-            async for event in json_lines(response):
+            source = f"the EndpointSlice watch of pool {pool}"
+            async for event in json_lines(response.content.iter_any(), source):
                 event_type, obj = event.get("type"), event.get("object") or {}
                 if event_type == "ERROR":
                     if obj.get("code") == 410:
                         raise Gone()
-                    raise ConnectionError(f"watch error: {obj.get('message', obj)}")
+                    raise ConnectionError(f"watch error: {str(obj.get('message', obj))[:200]}")
                 version = (obj.get("metadata") or {}).get("resourceVersion")
                 if version:
                     self.resource_versions[pool] = version

@@ -10,7 +10,9 @@ the origin failed), REVALIDATED (a 304 from the origin freshened the stored resp
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Iterable
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
@@ -28,6 +30,7 @@ from dispa.edge.cache import (
     not_modified_headers,
     only_if_cached_fails,
     primary_key,
+    purge_key,
     revalidation_headers,
     serve_stale_on_error,
 )
@@ -42,6 +45,7 @@ from dispa.proxy.caching import (
     CacheVerdict,
     ResponsePlan,
 )
+from dispa.proxy.request_target import DEFAULT_RULES, PathRefused, PathRules
 
 log = logging.getLogger("dispa.cache")
 
@@ -49,9 +53,14 @@ RESULTS = ("hit", "miss", "stale", "revalidated", "refused", "coalesced")
 
 
 class EdgeCache:
-    def __init__(self, settings: CacheSettings) -> None:
+    def __init__(
+        self, settings: CacheSettings, path_rules: Iterable[PathRules] = (DEFAULT_RULES,)
+    ) -> None:
         disk_bytes = settings.disk_size if settings.disk_dir else 0
         self.settings = settings
+        # The path rules of the edge's listeners: what its entries' targets were
+        # normalised with, and so what a purge URL is normalised with.
+        self.path_rules = tuple(dict.fromkeys(path_rules))
         self.entries = CacheStore(
             settings.memory, settings.disk_dir, disk_bytes, settings.max_entry
         )
@@ -173,7 +182,14 @@ class EdgeCache:
     # ---------------------------------------------------------------- purges
 
     def purge_url(self, url: str) -> int:
-        return self.entries.purge_url(normalize_url(url))
+        """Drop what is stored for ``url``, in the normal form of each of the listeners'
+        path rules (usually one) that accept it; the number dropped. The URL as written
+        counts too, for entries a disk tier kept from before targets were normalised."""
+        keys = {normalize_url(url)}
+        for rules in self.path_rules:
+            with contextlib.suppress(PathRefused):  # refused: nothing stored under it
+                keys.add(purge_key(url, rules))
+        return sum(self.entries.purge_url(key) for key in keys)
 
     def purge_tag(self, tag: str) -> int:
         return self.entries.purge_tag(tag)

@@ -30,6 +30,8 @@ from dispa.edge.geo import GeoDatabaseError, GeoLocator, GeoRouter, Region, Trus
 from dispa.edge.metrics import edge_registry
 from dispa.edge.persist import load_snapshot, save_snapshot
 from dispa.edge.remote_ledger import RemoteLedger
+from dispa.private_files import make_private_dir, tighten_files_in
+from dispa.proxy.request_target import path_rules_of
 from dispa.proxy.server import Gateway, ListenError
 from dispa.runtime.view import LocalGatewayView
 
@@ -61,9 +63,13 @@ class EdgeNode:
     # ---------------------------------------------------------------- start and stop
 
     async def run(self) -> int:
+        make_private_dir(self.config.edge.data_dir)  # 0700 whatever the umask
+        tighten_files_in(self.config.edge.data_dir)  # files an older version left 0644
         self.gateway = Gateway()
         self.gateway.region = self.config.edge.region
-        self.gateway.cache = EdgeCache(self.config.cache)
+        self.gateway.cache = EdgeCache(
+            self.config.cache, [path_rules_of(one.paths) for one in self.config.listeners]
+        )
         share = self.config.rate_limits.fallback_share
         self.gateway.quota = LeasedQuota(
             self.ledger,
@@ -79,7 +85,12 @@ class EdgeNode:
         self.ai = start_gateway_ai(self.gateway)  # learns off the request path; see docs/ai.md
         ai_routes, ai_collectors = admin_extras(self.ai)
         self.admin = await start_admin(
-            LocalGatewayView(self.gateway), host, port, edge_routes(self) + ai_routes, ai_collectors
+            LocalGatewayView(self.gateway),
+            host,
+            port,
+            edge_routes(self) + ai_routes,
+            ai_collectors,
+            admin_config=self.config.admin,
         )
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self.stop)

@@ -29,6 +29,8 @@ class RemoteLedger:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=LEASE_TIMEOUT)
             )
+        # The core grants against its replicated config's limit and window for limit_name;
+        # the edge's view of them is sent for older cores, which read them.
         body = {
             "limit_name": limit_name,
             "key": key,

@@ -31,8 +31,10 @@ class RepeatedHeaders(list):
 class Request(NamedTuple):
     stream_id: int
     method: str
-    target: bytes  # the request target as sent (path and query)
-    path: str  # decoded-free path without the query, for routing
+    # The target in origin-form, normalised once by the parser (request_target.py): what
+    # routing, filters, the cache key and the upstream all see.
+    target: bytes  # path and query
+    path: str  # the normalised path without the query
     query: bytes  # with its leading '?', or b""
     host: str  # lower-cased, port removed; "" when absent
     headers: Headers

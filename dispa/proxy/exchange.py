@@ -34,12 +34,17 @@ _CACHEABLE = ("GET", "HEAD")
 REPLAY_LIMIT = 64 * 1024
 # Body bytes held while no upstream connection is ready yet; past this the client pauses.
 PENDING_HIGH_WATER = 256 * 1024
+# All request bodies held whole before an upstream is picked (limits.buffer_body_up_to),
+# together, per process: past it, bodies stream instead, under the per-client limit.
+BODY_BUFFER_BUDGET = 64 * 1024 * 1024
+_RETRY_SOON = ((b"retry-after", b"1"),)
 
 
 class Exchange:
     __slots__ = (
         "_body_chunked",
         "_body_copy",
+        "_body_held",
         "_cache",
         "_cache_body",
         "_cache_bytes",
@@ -62,7 +67,9 @@ class Exchange:
         "_request_trailers",
         "_retrying",
         "_try_started",
+        "_upload_counted",
         "_waited",
+        "_waiting_for_body",
         "conn",
         "ctx",
         "deadline",
@@ -126,6 +133,12 @@ class Exchange:
         # the whole call, capping the response and idle timeouts (the earlier one fires).
         self._grpc = False
         self._grpc_deadline = NO_DEADLINE
+        # Slow POST defences (body_pace.py): a small body is read whole before an upstream
+        # is picked (its bytes reserved in the gateway's budget); a larger one counts
+        # against its client's uploads in flight until it is all sent.
+        self._body_held = 0
+        self._waiting_for_body = False
+        self._upload_counted = False
 
     # ================================================================ request side
 
@@ -180,6 +193,8 @@ class Exchange:
         return True
 
     def _go_upstream(self) -> None:
+        if self.request.has_body and not self.request_done and self._hold_or_count_body():
+            return
         route = self.route
         ctx = self.ctx
         upstream = self.upstream = route.upstream
@@ -190,6 +205,41 @@ class Exchange:
             return
         upstream.active_requests += 1
         self._try_upstream()
+
+    def _hold_or_count_body(self) -> bool:
+        """A body still on its way: True when the exchange now waits for all of it (a small
+        body of declared length, so no upstream connection waits on a slow client), or was
+        answered 429 (its client already streams as many bodies upstream as it may)."""
+        gateway = self.gateway
+        slot = gateway.listeners.get(self.ctx.listener)
+        if slot is None:
+            return False  # the listener left with a reload: its limits are gone with it
+        limits = slot.config.limits
+        length = self.request.content_length
+        if (
+            length is not None
+            and length <= limits.buffer_body_up_to
+            and not self._grpc
+            and gateway.buffered_body_bytes + length <= BODY_BUFFER_BUDGET
+        ):
+            gateway.buffered_body_bytes += length
+            self._body_held = length
+            self._waiting_for_body = True
+            return True
+        if not gateway.uploads.try_start(self.ctx.client_ip, limits.max_uploads_per_client):
+            self.reply(error_reply(429, reasons.CLIENT_UPLOAD_LIMIT, _RETRY_SOON))
+            return True
+        self._upload_counted = True
+        return False
+
+    def _body_done(self) -> None:
+        """The body is all in (or the exchange ended): what it held is given back."""
+        if self._body_held:
+            self.gateway.buffered_body_bytes -= self._body_held
+            self._body_held = 0
+        if self._upload_counted:
+            self._upload_counted = False
+            self.gateway.uploads.finish(self.ctx.client_ip)
 
     # ================================================================ edge cache
 
@@ -310,12 +360,23 @@ class Exchange:
             else:
                 self._pending = [data]
             self._pending_bytes += len(data)
-            if self._pending_bytes > PENDING_HIGH_WATER:
+            # A body held whole is bounded by its declared length (buffer_body_up_to).
+            if self._pending_bytes > PENDING_HIGH_WATER and not self._waiting_for_body:
                 self.downstream.pause_reading("pending")
 
     def on_request_end(self) -> None:
         self.request_done = True
+        if self._body_held or self._upload_counted:
+            self._body_done()
         if self.finished:
+            return
+        if self._waiting_for_body:
+            # The whole body is here: now an upstream is picked, and gets it at once.
+            self._waiting_for_body = False
+            try:
+                self._go_upstream()
+            except Exception:
+                self.gateway.internal_error(self)
             return
         conn = self.conn
         if conn is not None and not self.response_done:
@@ -1073,6 +1134,8 @@ class Exchange:
         if self.finished:
             return
         self.finished = True
+        if self._body_held or self._upload_counted:
+            self._body_done()
         if self._cache is not None and self._cache.action == FETCH:
             # Waiters for this key look again now: a hit if it was stored.
             self.gateway.cache.fetch_done(self._cache.key)

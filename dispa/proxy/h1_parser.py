@@ -8,7 +8,22 @@ from __future__ import annotations
 
 import httptools
 
-from dispa.proxy.events import Data, EndOfMessage, RepeatedHeaders, Request, Response
+from dispa.proxy.events import (
+    Data,
+    EndOfMessage,
+    RepeatedHeaders,
+    Request,
+    Response,
+    Trailers,
+)
+from dispa.proxy.h1_writer import names_more_hop_by_hop, without_connection_tokens
+from dispa.proxy.request_target import (
+    DEFAULT_RULES,
+    PathRefused,
+    PathRules,
+    origin_form,
+    valid_authority,
+)
 
 # Events are built with tuple.__new__ directly: a NamedTuple's own __new__ is a Python
 # function, a frame per event on the hot path.
@@ -32,6 +47,12 @@ _KNOWN_HEAD_BYTES = 2048
 # the connections take them as they are, shared, with no copy made per message.
 _known_requests: dict[bytes, Request] = {}
 _known_responses: dict[bytes, Response] = {}
+# Request heads are remembered per set of path rules (few: one per distinct listener
+# ``paths`` setting), since the same bytes normalise differently under other rules.
+_known_request_tables: dict[PathRules, dict[bytes, Request]] = {DEFAULT_RULES: _known_requests}
+# What one upstream response's head (interim heads and trailers included) may hold: what
+# Envoy allows by default (60 KiB), rounded up. Past it the response is a protocol error.
+MAX_RESPONSE_HEAD_BYTES = 64 * 1024
 # Lengths of the request header names read while parsing (host, x-request-id, expect,
 # content-length, transfer-encoding, upgrade, connection).
 _READ_LENGTHS = frozenset({4, 12, 6, 14, 17, 7, 10})
@@ -61,9 +82,11 @@ class RequestParser:
         "_headers",
         "_held",
         "_in_head",
+        "_known_requests",
         "_max_body",
         "_max_head",
         "_parser",
+        "_path_rules",
         "_stream_id",
         "_url",
         "batch_body_bytes",
@@ -71,9 +94,16 @@ class RequestParser:
         "upgrade_pending",
     )
 
-    def __init__(self, max_head_bytes: int, max_body_bytes: int = 0) -> None:
+    def __init__(
+        self, max_head_bytes: int, max_body_bytes: int = 0, path_rules: PathRules = DEFAULT_RULES
+    ) -> None:
         self._max_head = max_head_bytes
         self._max_body = max_body_bytes
+        # How request targets are normalised (the listener's ``paths``); the heads this
+        # parser remembers are those read under the same rules, since they are what the
+        # bytes meant under them.
+        self._path_rules = path_rules
+        self._known_requests = _known_request_tables.setdefault(path_rules, {})
         self._parser = httptools.HttpRequestParser(self)
         self._events: list = []
         self._stream_id = 0
@@ -152,7 +182,7 @@ class RequestParser:
         The request is the table's own, shared, with stream id 0."""
         if self.in_message or self.upgrade_pending:
             return None
-        known = _known_requests.get(data)
+        known = self._known_requests.get(data)
         # The size test keeps a smaller listener limit in force: a head is never longer
         # than its bytes.
         if known is None or len(data) > self._max_head:
@@ -176,9 +206,10 @@ class RequestParser:
         ):
             return events
         meaning = (*request[1:6], RepeatedHeaders(request.headers), *request[7:])
-        if len(_known_requests) >= _KNOWN_LIMIT:
-            _known_requests.clear()
-        _known_requests[data] = _new(Request, (0, *meaning))
+        known_requests = self._known_requests
+        if len(known_requests) >= _KNOWN_LIMIT:
+            known_requests.clear()
+        known_requests[data] = _new(Request, (0, *meaning))
         events[0] = _new(Request, (request.stream_id, *meaning))
         return events
 
@@ -228,22 +259,14 @@ class RequestParser:
         self._in_head = False
         parser = self._parser
         url = self._url
-        query_at = url.find(b"?")
-        if query_at >= 0:
-            raw_path, query = url[:query_at], url[query_at:]
-        else:
-            raw_path, query = url, b""
-        authority = None
-        if not raw_path.startswith(b"/"):
-            raw_path, authority = _origin_form_path(raw_path)
         host = None
         host_header = None
         request_id = None
         expect_continue = False
         content_length = None
-        chunked = False
+        chunked = chunked_seen = False
         upgrade_to = None
-        connection_upgrade = False
+        connection_upgrade = names_fields = False
         for name, value in self._headers:
             length = len(name)
             if length not in _READ_LENGTHS:
@@ -256,6 +279,10 @@ class RequestParser:
                 host_header = value
                 host = _hosts.get(value)
                 if host is None:
+                    # Checked once per distinct value (the table remembers valid ones).
+                    # Empty is allowed: RFC 9112 3.2, a target without an authority.
+                    if value and not valid_authority(value):
+                        raise ProtocolError(400, "malformed host header")
                     host = _host_only(value)
                     if len(_hosts) >= _HOST_CACHE_SIZE:
                         _hosts.clear()
@@ -271,17 +298,35 @@ class RequestParser:
                     raise ProtocolError(400, "bad content-length") from None
             elif length == 17 and name.lower() == b"transfer-encoding":
                 chunked = b"chunked" in value.lower()
+                chunked_seen = True
             elif length == 7 and name.lower() == b"upgrade":
                 upgrade_to = value
             elif length == 10 and name.lower() == b"connection":
                 connection_upgrade = connection_upgrade or _has_token(value, b"upgrade")
+                names_fields = names_fields or names_more_hop_by_hop(value)
         version = parser.get_http_version()
+        if version != "1.1" and version != "1.0":
+            # "HTTP/2.0" (or 0.9, 3.0) in a request line is not HTTP/1.x (RFC 9112 2.3).
+            raise ProtocolError(505, "unsupported HTTP version")
+        if chunked_seen and version == "1.0":
+            # RFC 9112 6.1: Transfer-Encoding in HTTP/1.0 means faulty framing; a gateway
+            # that forwarded it as chunked would read the body one way and send it another.
+            raise ProtocolError(400, "transfer-encoding in an HTTP/1.0 request")
         raw_method = parser.get_method()
         method = _methods.get(raw_method)
         if method is None:
             method = raw_method.decode("latin-1")
             if len(_methods) < 64:  # the standard methods, and a few more
                 _methods[raw_method] = method
+        if method == "CONNECT":
+            # Authority-form: a tunnel, refused once parsed (UpgradeRequested, 501).
+            target, path, query, authority = url, url, b"", None
+        else:
+            # The one form routing, filters, the cache key and the upstream all see.
+            try:
+                target, path, query, authority = origin_form(url, method, self._path_rules)
+            except PathRefused:
+                raise ProtocolError(400, "malformed request target") from None
         upgrade = None
         if (
             upgrade_to is not None
@@ -299,8 +344,12 @@ class RequestParser:
                 raise ProtocolError(400, "missing host header")  # RFC 9112 3.2: MUST be 400
             host = ""
         if authority is not None:
-            # RFC 9112 3.2.2: an absolute-form target's authority wins over the Host header.
+            # RFC 9112 3.2.2: an absolute-form target's authority is the request's host,
+            # and the Host field sent on is made from it, never the client's own.
             host = _host_only(authority)
+            if host_header != authority:
+                host_header = authority
+                self._headers = _with_host(self._headers, authority)
         if content_length is not None and self._max_body and content_length > self._max_body:
             raise ProtocolError(413, "request body too large")
         self._events.append(
@@ -309,11 +358,11 @@ class RequestParser:
                 (
                     self._stream_id,
                     method,
-                    url,
-                    raw_path.decode("latin-1"),
+                    target,
+                    path.decode("latin-1"),
                     query,
                     host,
-                    self._headers,
+                    self._headers if not names_fields else _without_named(self._headers),
                     version,
                     parser.should_keep_alive(),
                     chunked or bool(content_length),
@@ -325,6 +374,10 @@ class RequestParser:
                 ),
             )
         )
+        # Fields llhttp reports from now on are the trailer section of a chunked body: they
+        # go to a list of their own, never into the head already handed over (where a
+        # "Host" trailer would be a second Host the router never saw).
+        self._headers = []
 
     def on_body(self, body: bytes) -> None:
         self.batch_body_bytes += len(body)
@@ -336,6 +389,10 @@ class RequestParser:
 
     def on_message_complete(self) -> None:
         self.in_message = False
+        trailers = self._headers
+        if trailers:
+            self._headers = []
+            self._events.append(_new(Trailers, (self._stream_id, trailers)))
         self._events.append(_new(EndOfMessage, (self._stream_id,)))
 
 
@@ -350,7 +407,10 @@ class ResponseParser:
     __slots__ = (
         "_between_messages",
         "_events",
+        "_head_bytes",
+        "_head_spill",
         "_headers",
+        "_in_head",
         "_interim",
         "_parser",
         "_reason",
@@ -364,6 +424,9 @@ class ResponseParser:
         self._events: list = []
         self._headers: list[tuple[bytes, bytes]] = []
         self._reason = b""
+        self._head_bytes = 0  # of the message being read: head, interim heads, trailers
+        self._in_head = False
+        self._head_spill = 0  # bytes of the reads a head spans (see RequestParser.feed)
         self._interim = False  # the head just parsed was a 1xx: its end is not an event
         self._between_messages = True  # llhttp holds no byte of an unfinished response
         self.stream_id = 0
@@ -397,12 +460,21 @@ class ResponseParser:
                 return [response, end]
         try:
             self._parser.feed_data(data)
+            if self._in_head:
+                # A header line that never ends is held by httptools, unseen by on_header.
+                self._head_spill += len(data)
+                if self._head_spill > MAX_RESPONSE_HEAD_BYTES:
+                    raise ProtocolError(502, "response header too large")
+        except ProtocolError:
+            raise
         except httptools.HttpParserUpgrade as upgrade:
             # A 101 (Switching Protocols): llhttp stops at the end of its head. What follows
             # is not HTTP; the caller tunnels it, or drops the connection.
             offset = upgrade.args[0] if upgrade.args and isinstance(upgrade.args[0], int) else 0
             self.tunnel_bytes = data[offset:]
-        except httptools.HttpParserError:
+        except httptools.HttpParserError as exc:
+            if isinstance(exc.__context__, ProtocolError):
+                raise exc.__context__ from None
             raise ProtocolError(502, "malformed response from upstream") from None
         events, self._events = self._events, []
         if between_messages and self._between_messages and 2 <= len(events) <= 3:
@@ -434,14 +506,22 @@ class ResponseParser:
 
     def on_message_begin(self) -> None:
         self._between_messages = False
+        self._in_head = True
+        self._head_spill = 0
 
     def on_status(self, status: bytes) -> None:
         self._reason += status
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
+        # Head and trailers of one response share one bound: an upstream cannot make the
+        # gateway hold more than that for it (llhttp's own limits are per line).
+        self._head_bytes += len(name) + len(value) + 4
+        if self._head_bytes > MAX_RESPONSE_HEAD_BYTES:
+            raise ProtocolError(502, "response header too large")
 
     def on_headers_complete(self) -> None:
+        self._in_head = False
         parser = self._parser
         headers = self._headers
         reason = self._reason
@@ -452,7 +532,7 @@ class ResponseParser:
             self._interim = True
             return  # interim responses are dropped; the final one follows
         content_length = None
-        chunked = False
+        chunked = names_fields = False
         for name, value in headers:
             length = len(name)
             if length == 14 and name.lower() == b"content-length":
@@ -462,6 +542,10 @@ class ResponseParser:
                     content_length = None
             elif length == 17 and name.lower() == b"transfer-encoding":
                 chunked = b"chunked" in value.lower()
+            elif length == 10 and name.lower() == b"connection":
+                names_fields = names_fields or names_more_hop_by_hop(value)
+        if names_fields:
+            headers = _without_named(headers)
         events = self._events
         events.append(
             _new(
@@ -483,16 +567,35 @@ class ResponseParser:
             self._parser = httptools.HttpResponseParser(self)
             self.expect_no_body = False
             self._between_messages = True
+            self._head_bytes = 0
 
     def on_body(self, body: bytes) -> None:
         self._events.append(_new(Data, (self.stream_id, body)))
 
     def on_message_complete(self) -> None:
         self._between_messages = True
+        self._head_bytes = 0
         if self._interim:
             self._interim = False
             return
+        trailers = self._headers
+        if trailers:
+            # The trailer section of a chunked response: its own event, and the list is
+            # not the next response's header list (that is how one client's Set-Cookie
+            # trailer became every later client's header).
+            self._headers = []
+            self._events.append(_new(Trailers, (self.stream_id, trailers)))
         self._events.append(_new(EndOfMessage, (self.stream_id,)))
+
+
+def _without_named(headers: list) -> list:
+    """The fields less those a Connection header names (RFC 9110 7.6.1), removed once, on
+    receipt: filters that add a field later never see it dropped for that name, and Host
+    is never hop-by-hop (``Connection: host`` would leave the upstream without one)."""
+    return without_connection_tokens(headers, keep=_NEVER_HOP_BY_HOP)
+
+
+_NEVER_HOP_BY_HOP = frozenset({b"host"})
 
 
 def _has_token(value: bytes, token: bytes) -> bool:
@@ -501,23 +604,19 @@ def _has_token(value: bytes, token: bytes) -> bool:
 
 
 def _host_only(value: bytes) -> str:
+    """The host routes are matched against: lower-cased, without its port, and without a
+    trailing dot (``example.com.`` names the same site as ``example.com``: left on, it
+    would slip past a route for that host while the upstream served that host)."""
     host = value.decode("latin-1").strip().lower()
     if host.startswith("["):  # IPv6 literal
         end = host.find("]")
         return host[: end + 1] if end > 0 else host
     colon = host.rfind(":")
-    return host[:colon] if colon >= 0 else host
+    if colon >= 0:
+        host = host[:colon]
+    return host.rstrip(".") if host.endswith(".") else host
 
 
-def _origin_form_path(raw: bytes) -> tuple[bytes, bytes | None]:
-    """Absolute-form targets (``http://host/path``) route by their path; ``*`` stays as is.
-
-    Returns the path and the authority (host[:port], without userinfo), None if there is none.
-    """
-    scheme_end = raw.find(b"://")
-    if scheme_end < 0:
-        return raw, None
-    slash = raw.find(b"/", scheme_end + 3)
-    authority = raw[scheme_end + 3 : slash] if slash >= 0 else raw[scheme_end + 3 :]
-    authority = authority.rpartition(b"@")[2]
-    return (raw[slash:] if slash >= 0 else b"/"), authority
+def _with_host(headers: list, authority: bytes) -> list:
+    """The fields with the client's Host (if any) replaced by ``authority``, first."""
+    return [(b"Host", authority), *(f for f in headers if f[0].lower() != b"host")]

@@ -13,13 +13,15 @@ import asyncio
 import time
 
 from dispa.proxy import local_reply as reasons
+from dispa.proxy.body_pace import paced_deadline
 from dispa.proxy.client_connection import accept_connection, request_context
-from dispa.proxy.events import Data, EndOfMessage, Request
+from dispa.proxy.events import Data, EndOfMessage, Request, Trailers
 from dispa.proxy.exchange import NO_DEADLINE, Exchange
 from dispa.proxy.h1_parser import ProtocolError, RequestParser, UpgradeRequested
 from dispa.proxy.h1_writer import LAST_CHUNK, chunk, response_head
 from dispa.proxy.h2_upstream_headers import accepts_trailers, trailer_section
 from dispa.proxy.local_reply import error_reply, reason_phrase
+from dispa.proxy.request_target import path_rules_of
 
 # Why reading from a client is paused: the exchange's body is waiting for an upstream
 # connection, the upstream is not taking the body fast enough, or pipelined requests pile up.
@@ -31,6 +33,7 @@ _PROTOCOL_REASONS = {
     400: reasons.MALFORMED,
     413: reasons.BODY_TOO_LARGE,
     431: reasons.HEADER_TOO_LARGE,
+    505: reasons.UNSUPPORTED_VERSION,
 }
 
 
@@ -50,7 +53,9 @@ class H1ServerConnection(asyncio.Protocol):
         "last_read",
         "limits",
         "listener",
+        "pace_credit",
         "parser",
+        "paused_at",
         "paused_for",
         "pending_head",
         "pumping",
@@ -72,7 +77,9 @@ class H1ServerConnection(asyncio.Protocol):
         self.listener = listener
         self.limits = listener.limits
         self.transport = None
-        self.parser = RequestParser(self.limits.max_header_bytes, self.limits.max_body_bytes)
+        self.parser = RequestParser(
+            self.limits.max_header_bytes, self.limits.max_body_bytes, path_rules_of(listener.paths)
+        )
         self.client_ip = ""
         self.client_port = 0
         self.scheme = "http"
@@ -81,6 +88,8 @@ class H1ServerConnection(asyncio.Protocol):
         self.queue: list = []  # events of requests not yet taken by an exchange
         self.queued_bytes = 0
         self.paused_for = 0  # bits of _PAUSE_REASONS while reading is paused
+        self.paused_at = 0.0
+        self.pace_credit = 0.0  # seconds of this request's body spent paused by us
         self.pending_head: bytes | None = None
         self.keep_alive = True
         self.closing = False
@@ -222,6 +231,10 @@ class H1ServerConnection(asyncio.Protocol):
                     self.queued_bytes -= len(event.data)
                     if self.exchange is not None:
                         self.exchange.on_request_data(event.data)
+                elif kind is Trailers:
+                    del queue[0]
+                    if self.exchange is not None:
+                        self.exchange.on_request_trailers(event.headers)
                 else:
                     del queue[0]
                     if self.exchange is not None:
@@ -245,11 +258,17 @@ class H1ServerConnection(asyncio.Protocol):
         limits = self.limits
         if request.has_body:
             self.timer_reason = "body"
-            self.deadline = gateway.now + limits.body_timeout
+            # The first check comes at the longest pause allowed, or when the body's pace
+            # is first judged (body_pace.py), whichever is sooner.
+            first_check = limits.body_timeout
+            if limits.min_body_rate and limits.body_rate_grace < first_check:
+                first_check = limits.body_rate_grace
+            self.deadline = gateway.now + first_check
         else:
             self.timer_reason = ""
             self.deadline = NO_DEADLINE
         ctx = request_context(self, request)
+        self.pace_credit = 0.0
         self.request_http10 = request.http_version == "1.0"
         self.requests_served += 1
         limit = limits.max_requests_per_connection
@@ -399,16 +418,21 @@ class H1ServerConnection(asyncio.Protocol):
         self.transport.write(head if head_only else head + answer.body)
 
     def pause_reading(self, reason: str) -> None:
-        if not self.paused_for and self.transport is not None:
-            self.transport.pause_reading()
+        if not self.paused_for:
+            self.paused_at = self.gateway.now
+            if self.transport is not None:
+                self.transport.pause_reading()
         self.paused_for |= _PAUSE_REASONS[reason]
 
     def resume_reading(self, reason: str) -> None:
         bit = _PAUSE_REASONS[reason]
         if self.paused_for & bit:
             self.paused_for &= ~bit
-            if not self.paused_for and self.transport is not None and not self.closing:
-                self.transport.resume_reading()
+            if not self.paused_for:
+                # Time the gateway held the client back is not the body's slowness.
+                self.pace_credit += time.monotonic() - self.paused_at
+                if self.transport is not None and not self.closing:
+                    self.transport.resume_reading()
 
     def close_after_exchange(self) -> None:
         self.keep_alive = False
@@ -527,16 +551,32 @@ class H1ServerConnection(asyncio.Protocol):
                 self.send_local_reply(error_reply(408, reasons.CLIENT_TIMEOUT), head_only=False)
             self._close()
         elif reason == "body" and self.exchange is not None and not self.exchange.request_done:
-            exchange = self.exchange
-            quiet_for = time.monotonic() - self.last_read
-            if quiet_for < self.limits.body_timeout:
-                # Body bytes kept coming: wait for the rest of the allowed pause.
-                self._arm_timer(self.limits.body_timeout - quiet_for, "body")
-                return
-            if not exchange.response_started:
-                exchange.reply(error_reply(408, reasons.CLIENT_TIMEOUT))
-            else:
-                self.abort()
+            self._check_body_pace(self.exchange)
+
+    def _check_body_pace(self, exchange) -> None:
+        """A body still arriving: answer 408 if it paused too long or came too slowly
+        (body_pace.py), else look again when one of the two could next be true. While
+        reading is paused on the gateway's side, the pace is not the client's doing."""
+        limits = self.limits
+        now = time.monotonic()
+        quiet_for = now - self.last_read
+        started = exchange.ctx.started + self.pace_credit
+        paced_until = paced_deadline(started, exchange.ctx.bytes_in, limits)
+        if self.paused_for:
+            paced_until = now + limits.body_timeout
+        if quiet_for < limits.body_timeout and now < paced_until:
+            # Body bytes kept coming: wait for the rest of the allowed pause or pace.
+            wait = min(limits.body_timeout - quiet_for, paced_until - now)
+            self._arm_timer(wait, "body")
+            return
+        reason = (
+            reasons.CLIENT_TIMEOUT if quiet_for >= limits.body_timeout else reasons.BODY_TOO_SLOW
+        )
+        if not exchange.response_started:
+            exchange.reply(error_reply(408, reason))
+        else:
+            self.gateway.stats.record_local_reply(reason)
+            self.abort()
 
     def close_if_idle(self) -> None:
         """Graceful drain: close now if between requests, else after the current one. A

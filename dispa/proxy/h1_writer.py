@@ -1,7 +1,9 @@
 """HTTP/1.1 message heads as bytes: the forwarded request and the response to the client.
 
-Pure functions. Hop-by-hop headers (RFC 9110 7.6.1) are dropped in both directions:
-the fixed set, plus every header the Connection header names. A WebSocket handshake is the
+Pure functions. Hop-by-hop headers (RFC 9110 7.6.1) are dropped in both directions: the
+fixed set here; the fields a Connection header names were removed by the parser when the
+message arrived, so a field a filter adds later is never taken for one of them (and Host
+never is). A WebSocket handshake is the
 one exception: its request and its 101 answer say ``Connection: upgrade`` and carry the
 Upgrade header on (``upgrade=``), since the upgrade is what is being proxied.
 """
@@ -72,13 +74,15 @@ def _learn(table: dict[bytes, int], name: bytes, classify) -> int:
     return kind
 
 
-def without_connection_tokens(headers: Headers) -> Headers:
-    """The headers less every Connection header and each header it names (RFC 9110 7.6.1)."""
+def without_connection_tokens(headers: Headers, keep: frozenset = frozenset()) -> Headers:
+    """The headers less every Connection header and each header it names (RFC 9110 7.6.1),
+    but for the names in ``keep``. The parsers call it once, on receipt (h1_parser.py)."""
     named: set[bytes] = set()
     for name, value in headers:
         if len(name) == 10 and name.lower() == b"connection":
             named.update(t.strip().lower() for t in value.split(b","))
     named.add(b"connection")
+    named -= keep
     return [(name, value) for name, value in headers if name.lower() not in named]
 
 
@@ -202,9 +206,6 @@ def _fields(headers: Headers, kinds: dict, classify, extend_via: bool) -> tuple:
             kind = _learn(kinds, name, classify)
         if kind == KIND_COPY:
             parts += (name, b": ", value, b"\r\n")
-        elif kind == KIND_CONNECTION:
-            if names_more_hop_by_hop(value):
-                return _fields(without_connection_tokens(headers), kinds, classify, extend_via)
         elif kind == KIND_FORWARDED_FOR:
             forwarded_for = value if forwarded_for is None else forwarded_for + b", " + value
         elif kind == KIND_VIA:

@@ -84,6 +84,18 @@ _GOAWAY = struct.Struct(">LL")
 # it decodes the same until the next block that does.
 _NOT_ONE_BYTE_INDEXED = bytes(range(0x81, 0xFF))
 _RECENT_RESETS = 128  # streams we reset whose late frames are ignored, not errors
+# A header block made only of table references is remembered (it decodes the same until
+# the table changes) when it is at most this long: requests' blocks are tens of bytes, and
+# a long one (an HPACK bomb naming one large field thousands of times) must not be kept.
+_CACHED_BLOCK_BYTES = 1024
+# Flood defaults (the listener's ``limits.http2`` sets them; see dispa/config/schema.py).
+MAX_CONTINUATION_FRAMES = 16
+MAX_RESET_STREAMS = 500
+MAX_CONTROL_FRAMES = 1000
+# WINDOW_UPDATE frames a client may send: a start, and more for each DATA frame sent
+# (it acknowledges them, per stream and per connection). Envoy allows 10 per DATA frame.
+_WINDOW_UPDATES_AT_START = 1000
+_WINDOW_UPDATES_PER_DATA_FRAME = 4
 _SELF_DEPENDENT = 0x100  # not a wire flag: HEADERS whose priority names its own stream
 _UNCHECKED = -2  # a decoded block not yet checked as a request
 
@@ -110,7 +122,7 @@ class _Stream:
         self.recv_processed = 0
         self.local_open = True  # we may still send (no END_STREAM or RST from us)
         self.remote_open = True  # the client may still send
-        self.announced = False  # the application heard of it (RequestReceived)
+        self.announced = False  # or the event that told the application of it
         self.content_length = -1  # the request's content-length, -1 if none
         self.received = 0  # request body bytes
 
@@ -136,24 +148,33 @@ class H2ServerEngine:
         "_block",
         "_block_cache",
         "_block_flags",
-        "_block_stream",
+        "_block_frames",
+        "_block_size",
         "_buffer",
         "_closed",
         "_conn_recv_max",
         "_conn_recv_processed",
         "_conn_recv_window",
         "_conn_send_window",
+        "_control_frames",
         "_decoder",
         "_local_settings",
+        "_max_block_size",
+        "_max_continuation_frames",
+        "_max_control_frames",
         "_max_header_list_size",
+        "_max_reset_streams",
         "_out",
         "_preface_done",
         "_recent_closes",
         "_recent_resets",
         "_remote_initial_window",
+        "_reset_streams",
         "_settings_seen",
         "_streams",
+        "_window_update_credit",
         "encoder",
+        "header_block_stream",
         "highest_inbound_stream_id",
         "initial_window",
         "max_outbound_frame_size",
@@ -166,6 +187,9 @@ class H2ServerEngine:
         initial_window: int,
         max_header_list_size: int,
         encoder,
+        max_continuation_frames: int = MAX_CONTINUATION_FRAMES,
+        max_reset_streams: int = MAX_RESET_STREAMS,
+        max_control_frames: int = MAX_CONTROL_FRAMES,
     ) -> None:
         self.encoder = encoder
         self.initial_window = initial_window  # each stream's receive window, as advertised
@@ -182,6 +206,9 @@ class H2ServerEngine:
         # Decoding stops only far past our limit (memory); within 4x a block is decoded
         # whole, so the HPACK tables stay in step, and answered 431 if over the limit.
         decoder.max_header_list_size = max_header_list_size * 4
+        # A block's compressed bytes are never more than its header list, so a block
+        # longer than what is decoded at all is refused as it arrives.
+        self._max_block_size = decoder.max_header_list_size + FRAME_SIZE
         self._block_cache: dict[bytes, tuple] = {}
         self._buffer = b""
         self._out: list[bytes] = []
@@ -198,9 +225,20 @@ class H2ServerEngine:
         self._conn_recv_window = DEFAULT_WINDOW
         self._conn_recv_max = DEFAULT_WINDOW
         self._conn_recv_processed = 0
-        self._block_stream = 0  # a header block waiting for CONTINUATION on this stream
+        self.header_block_stream = 0  # a header block waits for CONTINUATION on this stream
         self._block_flags = 0
         self._block: list[bytes] = []
+        self._block_size = 0  # bytes of the block so far
+        self._block_frames = 0  # CONTINUATION frames of the block so far
+        # Floods (RFC 9113 10.5): counted as frames arrive; over a limit, the connection
+        # ends with GOAWAY(ENHANCE_YOUR_CALM). The per-interval counts are zeroed by
+        # new_interval(), which the Protocol calls (the engine reads no clock).
+        self._max_continuation_frames = max_continuation_frames
+        self._max_reset_streams = max_reset_streams
+        self._max_control_frames = max_control_frames
+        self._reset_streams = 0  # streams reset by the client, or for its errors
+        self._control_frames = 0  # frames that carry no request
+        self._window_update_credit = _WINDOW_UPDATES_AT_START
 
     # ---------------------------------------------------------------- output
 
@@ -253,6 +291,7 @@ class H2ServerEngine:
             raise H2ProtocolError(FRAME_SIZE_ERROR, "DATA larger than the client's frames")
         self._conn_send_window -= size
         stream.send_window -= size
+        self._window_update_credit += _WINDOW_UPDATES_PER_DATA_FRAME
         out = self._out
         flags = END_STREAM if end_stream else 0
         out.append(_FRAME_HEAD.pack(size >> 8, size & 0xFF, DATA, flags, stream_id))
@@ -269,6 +308,42 @@ class H2ServerEngine:
         if stream is None or self._closed:
             raise StreamClosedError(stream_id)
         self._reset(stream_id, error_code)
+
+    def refuse_stream(self, stream_id: int) -> None:
+        """REFUSED_STREAM (over the stream limit, or after our GOAWAY): counted with the
+        client's resets, since refusing streams without end is the same work for us."""
+        if self._closed:
+            return
+        if stream_id in self._streams:
+            self._reset(stream_id, REFUSED_STREAM)
+        self._count_reset()
+
+    def new_interval(self) -> None:
+        """A new flood interval: the per-interval counts start again."""
+        self._reset_streams = 0
+        self._control_frames = 0
+
+    def _count_reset(self) -> None:
+        self._reset_streams += 1
+        if self._reset_streams > self._max_reset_streams:
+            self._fail(ENHANCE_YOUR_CALM)
+            raise H2ProtocolError(ENHANCE_YOUR_CALM, "too many streams reset")
+
+    def _count_control(self, weight: int = 1) -> None:
+        self._control_frames += weight
+        if self._control_frames > self._max_control_frames:
+            raise H2ProtocolError(ENHANCE_YOUR_CALM, "too many control frames")
+
+    def close_connection(self, error_code: int) -> None:
+        """End the connection from our side: GOAWAY with ``error_code``, nothing more read."""
+        self._fail(error_code)
+
+    def _fail(self, error_code: int) -> None:
+        """A connection error: nothing more is read, GOAWAY is queued."""
+        if not self._closed:
+            self._closed = True
+            self._buffer = b""
+            self.goaway(self.highest_inbound_stream_id, error_code)
 
     def _reset(self, stream_id: int, error_code: int) -> None:
         self._out.append(_frame(RST_STREAM, 0, stream_id, _U32.pack(error_code)))
@@ -355,9 +430,7 @@ class H2ServerEngine:
                     self._stream_error(error.stream_id, error.error_code, events)
             self._buffer = buffer[position:] if position < end else b""
         except H2ProtocolError as error:
-            self._closed = True
-            self._buffer = b""
-            self.goaway(self.highest_inbound_stream_id, error.error_code)
+            self._fail(error.error_code)
             raise
         return events
 
@@ -365,10 +438,14 @@ class H2ServerEngine:
         stream = self._streams.get(stream_id)
         self._reset(stream_id, error_code)
         if stream is not None and stream.announced:
+            stream.announced.cancelled = True  # not yet dispatched: never started
             events.append(StreamReset(stream_id, error_code))
+        self._count_reset()
 
     def _frame(self, kind: int, flags: int, stream_id: int, payload: bytes, events: list) -> None:
-        if self._block_stream and (kind != CONTINUATION or stream_id != self._block_stream):
+        if self.header_block_stream and (
+            kind != CONTINUATION or stream_id != self.header_block_stream
+        ):
             raise H2ProtocolError(PROTOCOL_ERROR, "a header block was interrupted")
         if not self._settings_seen:
             if kind != SETTINGS or flags & ACK:
@@ -379,15 +456,21 @@ class H2ServerEngine:
         elif kind == HEADERS:
             self._on_headers(flags, stream_id, payload, events)
         elif kind == CONTINUATION:
-            if not self._block_stream or stream_id == 0:
+            if not self.header_block_stream or stream_id == 0:
                 raise H2ProtocolError(PROTOCOL_ERROR, "CONTINUATION without HEADERS")
-            self._block.append(payload)
-            if sum(map(len, self._block)) > self._decoder.max_header_list_size + FRAME_SIZE:
+            # Counted, never re-summed: empty frames are stopped by the count, large ones
+            # by the size (CVE-2024-27316 and kin).
+            self._block_frames += 1
+            self._block_size += len(payload)
+            if self._block_frames > self._max_continuation_frames:
+                raise H2ProtocolError(ENHANCE_YOUR_CALM, "too many CONTINUATION frames")
+            if self._block_size > self._max_block_size:
                 raise H2ProtocolError(ENHANCE_YOUR_CALM, "header block too large")
+            self._block.append(payload)
             if flags & END_HEADERS:
                 block = b"".join(self._block)
                 self._block = []
-                stream_id, self._block_stream = self._block_stream, 0
+                self.header_block_stream = 0
                 self._on_header_block(stream_id, self._block_flags, block, events)
         elif kind == WINDOW_UPDATE:
             self._on_window_update(stream_id, payload, events)
@@ -401,18 +484,26 @@ class H2ServerEngine:
             if stream_id > self.highest_inbound_stream_id:
                 raise H2ProtocolError(PROTOCOL_ERROR, "RST_STREAM on an idle stream")
             stream = self._streams.pop(stream_id, None)
-            if stream is not None:
-                self._recent_resets.append(stream_id)
-                if stream.announced:
-                    events.append(StreamReset(stream_id, _U32.unpack(payload)[0]))
+            if stream is None:
+                self._count_control()  # a closed stream: nothing to do, but not free
+                return
+            self._recent_resets.append(stream_id)
+            if stream.announced:
+                # Reset before the Protocol saw the request (the same read, as rapid reset
+                # sends them): it is skipped, and no exchange starts.
+                stream.announced.cancelled = True
+                events.append(StreamReset(stream_id, _U32.unpack(payload)[0]))
+            self._count_reset()
         elif kind == PING:
             if stream_id != 0:
                 raise H2ProtocolError(PROTOCOL_ERROR, "PING on a stream")
             if len(payload) != 8:
                 raise H2ProtocolError(FRAME_SIZE_ERROR, "PING must be 8 bytes")
+            self._count_control()
             if not flags & ACK:
                 self._out.append(_frame(PING, ACK, 0, payload))
         elif kind == PRIORITY:
+            self._count_control()
             if stream_id == 0:
                 raise H2ProtocolError(PROTOCOL_ERROR, "PRIORITY on stream 0")
             if len(payload) != 5:
@@ -424,13 +515,16 @@ class H2ServerEngine:
                 raise H2ProtocolError(PROTOCOL_ERROR, "GOAWAY on a stream")
             if len(payload) < 8:
                 raise H2ProtocolError(FRAME_SIZE_ERROR, "GOAWAY shorter than 8 bytes")
+            self._count_control()
             last_stream_id, error_code = _GOAWAY.unpack_from(payload)
             # Streams in flight may still finish (RFC 9113 6.8): reading goes on; the
             # application decides when to close.
             events.append(ConnectionTerminated(error_code, last_stream_id & 0x7FFFFFFF))
         elif kind == PUSH_PROMISE:
             raise H2ProtocolError(PROTOCOL_ERROR, "a client cannot push")
-        # Other types are extensions we do not speak: ignored (RFC 9113 5.5).
+        else:
+            # Extensions we do not speak: ignored (RFC 9113 5.5), and counted.
+            self._count_control()
 
     @staticmethod
     def _unpad(flags: int, payload: bytes) -> bytes:
@@ -456,6 +550,8 @@ class H2ServerEngine:
             self._give_back_connection(size)
             return
         ended = flags & END_STREAM
+        if not size and not ended:
+            self._count_control()  # an empty DATA frame moves nothing
         error = 0
         if not stream.remote_open:
             error = STREAM_CLOSED
@@ -497,9 +593,11 @@ class H2ServerEngine:
         if flags & END_HEADERS:
             self._on_header_block(stream_id, flags, block, events)
         else:
-            self._block_stream = stream_id
+            self.header_block_stream = stream_id
             self._block_flags = flags
             self._block = [block]
+            self._block_size = len(block)
+            self._block_frames = 0
 
     def _decode(self, block: bytes) -> list:
         """``[headers, request check]`` for a block; the check is filled in by the first
@@ -510,7 +608,11 @@ class H2ServerEngine:
         if entry is not None:
             return entry
         try:
-            if block and not block.translate(None, _NOT_ONE_BYTE_INDEXED):
+            if (
+                block
+                and len(block) <= _CACHED_BLOCK_BYTES
+                and not block.translate(None, _NOT_ONE_BYTE_INDEXED)
+            ):
                 get = self._decoder.header_table.get_by_index
                 entry = [tuple(get(byte & 0x7F) for byte in block), _UNCHECKED]
                 if len(cache) >= 64:
@@ -539,6 +641,7 @@ class H2ServerEngine:
             raise H2ProtocolError(PROTOCOL_ERROR, "a client stream id must be odd")
         if stream_id <= self.highest_inbound_stream_id:
             if stream_id in self._recent_resets:
+                self._count_control()  # decoded for the tables' sake, then dropped
                 return  # sent before our RST_STREAM reached the client
             if stream_id in self._recent_closes:
                 raise H2ProtocolError(STREAM_CLOSED, "HEADERS on a closed stream")
@@ -557,11 +660,13 @@ class H2ServerEngine:
             if ended and content_length:
                 raise StreamError(stream_id, PROTOCOL_ERROR)
             stream.content_length = content_length
-        stream.announced = True
+        # The event itself: a reset in the same read marks it cancelled.
         if too_large:
-            events.append(HeadersTooLarge(stream_id, ended))
+            event = HeadersTooLarge(stream_id, ended)
         else:
-            events.append(RequestReceived(stream_id, headers, ended))
+            event = RequestReceived(stream_id, headers, ended)
+        stream.announced = event
+        events.append(event)
         if ended:
             self._end_remote(stream_id, stream, events)
 
@@ -581,6 +686,9 @@ class H2ServerEngine:
         if len(payload) != 4:
             raise H2ProtocolError(FRAME_SIZE_ERROR, "WINDOW_UPDATE must be 4 bytes")
         increment = _U32.unpack(payload)[0] & 0x7FFFFFFF
+        self._window_update_credit -= 1
+        if self._window_update_credit < 0:
+            raise H2ProtocolError(ENHANCE_YOUR_CALM, "too many WINDOW_UPDATE frames")
         if stream_id == 0:
             if increment == 0:
                 raise H2ProtocolError(PROTOCOL_ERROR, "WINDOW_UPDATE of 0")
@@ -610,18 +718,15 @@ class H2ServerEngine:
             return
         if len(payload) % 6:
             raise H2ProtocolError(FRAME_SIZE_ERROR, "SETTINGS length not a multiple of 6")
+        self._count_control(1 + len(payload) // 60)  # one more per 10 entries
         changed = {}
+        initial_window = -1
         for offset in range(0, len(payload), 6):
             code, value = _SETTING.unpack_from(payload, offset)
             if code == INITIAL_WINDOW_SIZE:
                 if value > MAX_WINDOW:
                     raise H2ProtocolError(FLOW_CONTROL_ERROR, "initial window over 2^31-1")
-                delta = value - self._remote_initial_window
-                self._remote_initial_window = value
-                for stream in self._streams.values():
-                    stream.send_window += delta
-                    if stream.send_window > MAX_WINDOW:
-                        raise H2ProtocolError(FLOW_CONTROL_ERROR, "stream window over 2^31-1")
+                initial_window = value  # applied once, after the loop (see below)
             elif code == MAX_FRAME_SIZE:
                 if not FRAME_SIZE <= value <= _MAX_FRAME_SIZE_LIMIT:
                     raise H2ProtocolError(PROTOCOL_ERROR, "bad SETTINGS_MAX_FRAME_SIZE")
@@ -632,5 +737,15 @@ class H2ServerEngine:
             elif code == HEADER_TABLE_SIZE:
                 self.encoder.header_table_size = value
             changed[code] = value
+        if initial_window >= 0:
+            # Once per frame, not per entry: a frame of 2,730 entries would otherwise walk
+            # every open stream 2,730 times.
+            delta = initial_window - self._remote_initial_window
+            self._remote_initial_window = initial_window
+            if delta:
+                for stream in self._streams.values():
+                    stream.send_window += delta
+                    if stream.send_window > MAX_WINDOW:
+                        raise H2ProtocolError(FLOW_CONTROL_ERROR, "stream window over 2^31-1")
         self._out.append(_frame(SETTINGS, ACK, 0))
         events.append(RemoteSettingsChanged(changed))

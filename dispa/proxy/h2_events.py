@@ -33,22 +33,27 @@ class StreamError(Exception):
 
 
 class RequestReceived:
-    __slots__ = ("headers", "stream_ended", "stream_id")
+    """A request's header block. ``cancelled``: the stream was reset later in the same
+    read, before the application saw the request, so it is skipped (rapid reset)."""
+
+    __slots__ = ("cancelled", "headers", "stream_ended", "stream_id")
 
     def __init__(self, stream_id: int, headers, stream_ended: bool) -> None:
         self.stream_id = stream_id
         self.headers = headers
         self.stream_ended = stream_ended
+        self.cancelled = False
 
 
 class HeadersTooLarge:
     """A request whose header list is over our SETTINGS_MAX_HEADER_LIST_SIZE: answer 431."""
 
-    __slots__ = ("stream_ended", "stream_id")
+    __slots__ = ("cancelled", "stream_ended", "stream_id")
 
     def __init__(self, stream_id: int, stream_ended: bool) -> None:
         self.stream_id = stream_id
         self.stream_ended = stream_ended
+        self.cancelled = False
 
 
 class TrailersReceived:

@@ -35,13 +35,18 @@ def valid_trailers(headers) -> bool:
 def check_request(headers, max_list_size: int) -> tuple[int, bool] | None:
     """``(content-length or -1, over the header list limit)`` for a request's header
     block, or None if it is malformed (RFC 9113 8.2, 8.3.1: the pseudo-headers a request
-    needs, each once, before the other fields, and no connection-specific field)."""
+    needs, each once, before the other fields, and no connection-specific field). A list
+    over the limit is not checked further: it is answered 431 whatever it holds."""
     pseudo: dict[bytes, bytes] = {}
     content_length = -1
     size = 0
     regular = False
     for name, value in headers:
         size += len(name) + len(value) + 32
+        if size > max_list_size:
+            # Answered 431 as it stands: checking the rest would cost us the whole list (an
+            # HPACK bomb names one large field thousands of times).
+            return -1, True
         if _BAD_VALUE.search(value):
             return None
         if name[:1] == b":":

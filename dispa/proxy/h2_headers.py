@@ -16,9 +16,14 @@ from dispa.proxy.h1_writer import (
     KIND_REQUEST_ID,
     KIND_VIA,
     VIA,
-    names_more_hop_by_hop,
     response_field_kind,
-    without_connection_tokens,
+)
+from dispa.proxy.request_target import (
+    DEFAULT_RULES,
+    PathRefused,
+    PathRules,
+    origin_form,
+    valid_authority,
 )
 
 
@@ -32,7 +37,11 @@ class MalformedRequest(Exception):
 
 
 def request_from_headers(
-    stream_id: int, block: tuple, end_stream: bool, max_body_bytes: int = 0
+    stream_id: int,
+    block: tuple,
+    end_stream: bool,
+    max_body_bytes: int = 0,
+    path_rules: PathRules = DEFAULT_RULES,
 ) -> Request:
     """The ``Request`` event for a header block (h2 has already checked its pseudo-headers).
 
@@ -40,10 +49,10 @@ def request_from_headers(
     stubs: the engine hands over the very same tuple for a repeated block), so what a
     block means is worked out once and each request gets its own copy of the headers,
     which filters may change."""
-    key = (block, end_stream, max_body_bytes)
+    key = (block, end_stream, max_body_bytes, path_rules)
     fields = _MEANINGS.get(key)
     if fields is None:
-        fields = _meaning(block, end_stream, max_body_bytes)
+        fields = _meaning(block, end_stream, max_body_bytes, path_rules)
         if len(_MEANINGS) >= _MEANINGS_LIMIT:
             _MEANINGS.clear()  # blocks that never repeat (request ids) fill it up
         _MEANINGS[key] = fields
@@ -56,7 +65,9 @@ _MEANINGS_LIMIT = 1024
 _new_tuple = tuple.__new__
 
 
-def _meaning(block: tuple, end_stream: bool, max_body_bytes: int) -> tuple:
+def _meaning(
+    block: tuple, end_stream: bool, max_body_bytes: int, path_rules: PathRules = DEFAULT_RULES
+) -> tuple:
     """Every field of the ``Request`` but its stream id, the headers as a tuple."""
     method = target = authority = protocol = None
     headers: Headers = []
@@ -109,6 +120,11 @@ def _meaning(block: tuple, end_stream: bool, max_body_bytes: int) -> tuple:
         content_length = None
     elif target is None:
         raise MalformedRequest(501, "unsupported_upgrade")
+    if authority is not None and not valid_authority(authority):
+        # RFC 9113 8.3.1: no userinfo; RFC 9110 4.2.1: an http(s) host is never empty.
+        raise MalformedRequest(400, "malformed_request")
+    if host_header and not valid_authority(host_header):
+        raise MalformedRequest(400, "malformed_request")
     if authority is not None:
         if host_header is None:
             # The upstream speaks HTTP/1.1, which needs Host: :authority is it (RFC 9113 8.3.1).
@@ -119,11 +135,12 @@ def _meaning(block: tuple, end_stream: bool, max_body_bytes: int) -> tuple:
             raise MalformedRequest(400, "malformed_request")
     if content_length is not None and max_body_bytes and content_length > max_body_bytes:
         raise MalformedRequest(413, "body_too_large")
-    query_at = target.find(b"?")
-    if query_at >= 0:
-        path, query = target[:query_at], target[query_at:]
-    else:
-        path, query = target, b""
+    try:
+        # The one form routing, filters, the cache key and the upstream all see. :path is
+        # origin-form, or '*' for OPTIONS (RFC 9113 8.3.1): never absolute-form.
+        target, path, query, _ = origin_form(target, method, path_rules, absolute_allowed=False)
+    except PathRefused:
+        raise MalformedRequest(400, "malformed_request") from None
     if end_stream:
         has_body = False
     else:
@@ -173,11 +190,7 @@ def response_headers(
         if kind == KIND_COPY:
             block.append((lower, field[1]))
         elif kind == KIND_CONNECTION:
-            if names_more_hop_by_hop(field[1]):
-                # It names more fields to drop (rare): without them, the same way.
-                return response_headers(
-                    status, without_connection_tokens(headers), content_length, request_id, proxied
-                )
+            continue  # what it names was removed on receipt (h1_parser.py)
         elif kind == KIND_VIA and proxied:
             value = field[1]
             via = value if via is None else via + b", " + value

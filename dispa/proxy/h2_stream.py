@@ -10,6 +10,7 @@ upstream throttles the client on that stream alone.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 
 from h2.errors import ErrorCodes
@@ -20,9 +21,10 @@ from dispa.proxy.h2_headers import response_headers
 from dispa.proxy.h2_websocket import CloseFrameWatcher, tunnel_response_headers
 from dispa.proxy.local_reply import error_reply
 
-_PAUSE_REASONS = {"pending": 1, "upstream": 2}
+_PAUSE_REASONS = {"pending": 1, "upstream": 2, "deferred": 4}
 # Queued response bytes past which the stream's upstream stops being read, and below
-# which it is read again.
+# which it is read again: the defaults of limits.http2.stream_output_buffer (and a quarter
+# of it), which the connection applies, with its own mark for all its streams together.
 OUTPUT_HIGH_WATER = 256 * 1024
 OUTPUT_LOW_WATER = 64 * 1024
 
@@ -32,6 +34,8 @@ class H2Stream:
         "body_unwanted",
         "close_watcher",
         "connection",
+        "counted",
+        "deferred",
         "end_queued",
         "ended",
         "exchange",
@@ -42,6 +46,8 @@ class H2Stream:
         "last_read",
         "output",
         "output_bytes",
+        "pace_credit",
+        "paused_at",
         "paused_for",
         "received",
         "request",
@@ -65,17 +71,23 @@ class H2Stream:
         self.received = 0  # request body bytes, for max_body_bytes
         self.unacknowledged = 0  # flow-controlled bytes received, not yet given back
         self.paused_for = 0  # bits of _PAUSE_REASONS: hold back WINDOW_UPDATEs
+        self.paused_at = 0.0
+        self.pace_credit = 0.0  # seconds the body spent held back by the gateway
         self.last_read = 0.0
         self.head = None  # the response header block, held until body bytes or flush
         self.head_only = False
         self.head_sent = False
         self.output: deque = deque()  # response body pieces the windows did not let out
         self.output_bytes = 0
+        self.counted = 0  # of output_bytes, what the connection's count holds (see _after_push)
         self.end_queued = False  # the response is complete once the output is out
         self.trailers = None  # response trailers: the last HEADERS frame, with END_STREAM
         self.ended = False  # END_STREAM sent
         self.reset = False  # RST_STREAM sent or received: nothing more goes out
         self.upstream_paused = False  # told the exchange to stop reading its upstream
+        # A request not started yet, because its connection's queue is full: what the
+        # client sent meanwhile (body pieces, then its trailers as a list), in order.
+        self.deferred: list | None = None
         # WebSocket over HTTP/2 (RFC 8441): the key of the upstream's handshake, then the
         # Tunnel once the upstream accepted it; the client's bytes sent before that wait.
         self.websocket_key: bytes | None = None
@@ -152,6 +164,8 @@ class H2Stream:
         self.connection.transmit(self)
 
     def pause_reading(self, reason: str) -> None:
+        if not self.paused_for:
+            self.paused_at = time.monotonic()
         self.paused_for |= _PAUSE_REASONS[reason]
 
     def resume_reading(self, reason: str) -> None:
@@ -159,6 +173,8 @@ class H2Stream:
         if self.paused_for & bit:
             self.paused_for &= ~bit
             if not self.paused_for:
+                # Time the gateway held the body back is not the client's slowness.
+                self.pace_credit += time.monotonic() - self.paused_at
                 self.connection.acknowledge(self)
 
     def close_after_exchange(self) -> None:

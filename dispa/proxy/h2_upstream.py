@@ -25,13 +25,19 @@ from h2.connection import (
 )
 from h2.errors import ErrorCodes
 from h2.events import (
+    AlternativeServiceAvailable,
     ConnectionTerminated,
     DataReceived,
+    PingAckReceived,
+    PingReceived,
+    PriorityUpdated,
     RemoteSettingsChanged,
     ResponseReceived,
+    SettingsAcknowledged,
     StreamEnded,
     StreamReset,
     TrailersReceived,
+    UnknownFrameReceived,
     WindowUpdated,
 )
 from h2.exceptions import ProtocolError
@@ -52,6 +58,27 @@ _DEFAULT_WINDOW = 65535
 # it is read again.
 OUTPUT_HIGH_WATER = 256 * 1024
 OUTPUT_LOW_WATER = 64 * 1024
+# While the socket is full only frames the upstream asked for go out (answers to its PING
+# and SETTINGS, window updates, heads): past this, it asks without reading, and is dropped.
+MAX_UNSENT_WHILE_PAUSED = 1024 * 1024
+# Frames of the connection itself that the h2 library answers or acts on (PING, SETTINGS,
+# PRIORITY, unknown types) an upstream may send per interval; more, and it is dropped: each
+# costs the gateway's loop tens of microseconds in h2. Reads are handed to h2 in slices,
+# so one read of such frames costs at most a slice before the count stops it.
+MAX_CONTROL_EVENTS = 1000
+CONTROL_INTERVAL = 10.0
+_READ_SLICE = 65536
+_CONTROL_EVENTS = frozenset(
+    (
+        AlternativeServiceAvailable,
+        PingAckReceived,
+        PingReceived,
+        PriorityUpdated,
+        RemoteSettingsChanged,
+        SettingsAcknowledged,
+        UnknownFrameReceived,
+    )
+)
 
 
 class _StaysOpenAfterGoaway(H2ConnectionStateMachine):
@@ -193,10 +220,14 @@ class H2UpstreamStream:
     # ------------------------------------------------------------ flow control out
 
     def push(self) -> None:
-        """Send queued body bytes as far as the windows allow, then the end if due."""
+        """Send queued body bytes as far as the windows allow, then the end if due. Not
+        while the socket is full: they wait here, where the high-water mark bounds them,
+        not in the transport's buffer (the connection pushes again once it drains)."""
         if self.closed or self.ended or not self.stream_id:
             return
         connection = self.connection
+        if connection.write_paused:
+            return
         h2 = connection.h2
         stream_id = self.stream_id
         output = self.output
@@ -313,6 +344,8 @@ class H2UpstreamConnection(asyncio.Protocol):
         "active",
         "batching",
         "closing",
+        "control_events",
+        "control_since",
         "goaway_received",
         "h2",
         "idle_since",
@@ -351,6 +384,8 @@ class H2UpstreamConnection(asyncio.Protocol):
         self.batching = False
         self.write_paused = False
         self.idle_since = time.monotonic()
+        self.control_events = 0  # since control_since (the clock is read once per budget)
+        self.control_since = self.idle_since
         # Set once the upstream's first SETTINGS arrive: its stream limit is known then.
         self.settings_received: asyncio.Future = self.loop.create_future()
 
@@ -388,6 +423,13 @@ class H2UpstreamConnection(asyncio.Protocol):
         self.write_out()
 
     def data_received(self, data: bytes) -> None:
+        if len(data) <= _READ_SLICE:
+            self._receive(data)
+            return
+        for start in range(0, len(data), _READ_SLICE):
+            self._receive(data[start : start + _READ_SLICE])
+
+    def _receive(self, data: bytes) -> None:
         if self.closing:
             return
         try:
@@ -414,6 +456,8 @@ class H2UpstreamConnection(asyncio.Protocol):
                     else:
                         self.acknowledge(event.stream_id, event.flow_controlled_length)
                 elif stream is None:
+                    if kind in _CONTROL_EVENTS:
+                        self.control_events += 1
                     if kind is WindowUpdated or kind is RemoteSettingsChanged:
                         window_opened = True
                         if kind is RemoteSettingsChanged and not self.settings_received.done():
@@ -432,6 +476,8 @@ class H2UpstreamConnection(asyncio.Protocol):
                     window_opened = True
         finally:
             self.batching = False
+        if self.control_events > MAX_CONTROL_EVENTS and self._control_flood():
+            return
         if window_opened:
             for stream in list(streams.values()):
                 if stream.output or stream.end_queued:
@@ -439,6 +485,23 @@ class H2UpstreamConnection(asyncio.Protocol):
         for downstream in touched:
             downstream.flush()
         self.write_out()
+
+    def _control_flood(self) -> bool:
+        """Past the budget: a flood if within the interval (the connection is dropped),
+        else a new interval begins."""
+        now = time.monotonic()
+        if now - self.control_since >= CONTROL_INTERVAL:
+            self.control_since = now
+            self.control_events = 0
+            return False
+        with contextlib.suppress(ProtocolError):
+            self.h2.close_connection(error_code=ErrorCodes.ENHANCE_YOUR_CALM)
+        self.batching = False
+        self.write_out()
+        self.closing = True
+        if self.transport is not None:
+            self.transport.abort()  # what it sent meanwhile is not read, nor answered
+        return True
 
     def _on_goaway(self, last_stream_id: int) -> None:
         """GOAWAY: streams above ``last_stream_id`` were never processed and are retried;
@@ -476,7 +539,9 @@ class H2UpstreamConnection(asyncio.Protocol):
     def resume_writing(self) -> None:
         self.write_paused = False
         for stream in list(self.streams.values()):
-            if stream.write_paused and stream.output_bytes < OUTPUT_LOW_WATER:
+            if stream.output or (stream.end_queued and not stream.ended):
+                stream.push()  # resumes its exchange too, below the low-water mark
+            elif stream.write_paused and stream.output_bytes < OUTPUT_LOW_WATER:
                 stream.write_paused = False
                 if stream.exchange is not None:
                     stream.exchange.on_upstream_write_resumed()
@@ -498,8 +563,12 @@ class H2UpstreamConnection(asyncio.Protocol):
         if self.batching:
             return
         data = self.h2.data_to_send()
-        if data and self.transport is not None and not self.transport.is_closing():
-            self.transport.write(data)
+        transport = self.transport
+        if data and transport is not None and not transport.is_closing():
+            transport.write(data)
+            if self.write_paused and transport.get_write_buffer_size() > MAX_UNSENT_WHILE_PAUSED:
+                self.closing = True
+                transport.abort()  # its streams are lost, as with a connection cut off
 
     # ------------------------------------------------------------ ending
 

@@ -22,15 +22,6 @@ class MalformedResponse(Exception):
     """A response header block the upstream should not have sent."""
 
 
-def connection_named(headers: Headers) -> frozenset[bytes]:
-    """The hop-by-hop set, plus every field a Connection header names (RFC 9110 7.6.1)."""
-    named = HOP_BY_HOP
-    for name, value in headers:
-        if len(name) == 10 and name.lower() == b"connection":
-            named = named | {token.strip().lower() for token in value.split(b",")}
-    return named
-
-
 def request_block(
     method: str,
     target: bytes,
@@ -54,7 +45,9 @@ def request_block(
         (b":authority", authority),
         (b":path", target),
     ]
-    named = connection_named(headers)
+    # What a Connection header named was removed when the request arrived (h1_parser.py):
+    # a field a filter added since is forwarded whatever the client's Connection said.
+    named = HOP_BY_HOP
     forwarded_for = via = None
     has_request_id = False
     for name, value in headers:
@@ -109,13 +102,53 @@ def response_from_block(stream_id: int, block: Headers) -> Response:
     return Response(stream_id, code, reason_phrase(code), headers, "2", True, content_length)
 
 
+# Fields a trailer section may not carry (RFC 9110 6.5.1: framing, routing, request
+# modifiers, authentication, response control data, how to process the content), and the
+# fields Dispa itself sets on a message: a peer that merges trailers into the head (many
+# servers do) must never get a second Host, a forged X-Forwarded-For or a credential
+# that no check in front of it saw.
+NOT_IN_TRAILERS = HOP_BY_HOP | {
+    b"content-length",
+    b"host",
+    b"cache-control",
+    b"expect",
+    b"max-forwards",
+    b"pragma",
+    b"range",
+    b"if-match",
+    b"if-none-match",
+    b"if-modified-since",
+    b"if-unmodified-since",
+    b"if-range",
+    b"authorization",
+    b"cookie",
+    b"www-authenticate",
+    b"age",
+    b"expires",
+    b"date",
+    b"location",
+    b"retry-after",
+    b"vary",
+    b"warning",
+    b"content-encoding",
+    b"content-type",
+    b"content-range",
+    b"forwarded",
+    b"x-forwarded-for",
+    b"x-forwarded-proto",
+    b"x-forwarded-host",
+    b"via",
+    b"x-request-id",
+}
+
+
 def trailer_fields(headers: Headers) -> Headers:
-    """Trailer fields as forwarded either way: lower-case, no pseudo or hop-by-hop field
-    (nor fields that frame the message, which a trailer may not carry, RFC 9110 6.5.1)."""
+    """Trailer fields as forwarded either way: lower-case, no pseudo-field, none of
+    ``NOT_IN_TRAILERS``."""
     fields: Headers = []
     for name, value in headers:
         lower = name.lower()
-        if lower[:1] == b":" or lower in HOP_BY_HOP or lower == b"content-length":
+        if lower[:1] == b":" or lower in NOT_IN_TRAILERS:
             continue
         fields.append((lower, value))
     return fields

@@ -120,8 +120,13 @@ class H2EndpointPool:
                 if connecting is waited:
                     if connecting.exception() is not None:
                         raise connecting.exception()
-                    if connecting.result().h2.remote_settings.max_concurrent_streams == 0:
+                    opened = connecting.result()
+                    if opened.h2.remote_settings.max_concurrent_streams == 0:
                         raise ConnectionError(f"{self.address} takes no HTTP/2 stream")
+                    if opened.closing:
+                        # Lost (or dropped by us) as it opened: a failed connect, not a
+                        # reason to open another one at once, and another, without end.
+                        raise ConnectionError(f"{self.address} closed the connection at once")
                 connecting = None  # done: its connection, if it has room, was found above
             if connecting is None:
                 connecting = loop.create_task(self._open(timeout))

@@ -31,6 +31,7 @@ REASON_PHRASES = {
     502: b"Bad Gateway",
     503: b"Service Unavailable",
     504: b"Gateway Timeout",
+    505: b"HTTP Version Not Supported",
 }
 
 
@@ -70,6 +71,11 @@ RATE_LIMITED = "rate_limited"
 SHUTTING_DOWN = "shutting_down"
 NOT_CACHED = "not_cached"
 UNSUPPORTED_UPGRADE = "unsupported_upgrade"
+UNSUPPORTED_VERSION = "unsupported_http_version"
+# Slow POST: the body came slower than limits.min_body_rate allows; or the client address
+# already streams limits.max_uploads_per_client bodies to upstreams.
+BODY_TOO_SLOW = "request_body_too_slow"
+CLIENT_UPLOAD_LIMIT = "client_upload_limit"
 # gRPC: the client's deadline (grpc-timeout) passed, or its grpc-timeout was malformed.
 GRPC_DEADLINE = "grpc_deadline_exceeded"
 GRPC_BAD_TIMEOUT = "malformed_grpc_timeout"

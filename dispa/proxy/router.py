@@ -7,14 +7,18 @@ Precedence, most specific first (documented in docs/config-reference.md):
 4. order in the file.
 The first route in that order whose every condition holds wins; a request whose host has
 specific routes that do not match falls through to less specific hosts.
+
+Paths are matched in their normal form, the one the upstream receives (the parsers
+normalise each request's path once: ``listeners[].paths``), and case-sensitively; regexes
+are RE2, matched in linear time.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
+from dispa.config.route_regex import header_regex, path_regex
 from dispa.config.schema import HeaderMatch, Match
 
 _HOST_EXACT, _HOST_WILDCARD, _HOST_ANY = 0, 1, 2
@@ -27,7 +31,8 @@ class _HeaderCondition:
     def __init__(self, spec: HeaderMatch) -> None:
         self.name = spec.name.lower().encode()
         self.exact = spec.exact.encode() if spec.exact is not None else None
-        self.regex = re.compile(spec.regex.encode()) if spec.regex is not None else None
+        # RE2 (linear time): a client's header value cannot make the match backtrack.
+        self.regex = header_regex(spec.regex) if spec.regex is not None else None
         self.present = spec.present
 
     def holds(self, headers: list[tuple[bytes, bytes]]) -> bool:
@@ -42,7 +47,7 @@ class _HeaderCondition:
             return False
         if self.exact is not None:
             return value == self.exact
-        return self.regex.fullmatch(value) is not None
+        return self.regex.fullmatch(value)
 
 
 class CompiledRoute:
@@ -76,7 +81,7 @@ class CompiledRoute:
             self.path_kind, self.path_value = _PATH_PREFIX, match.path_prefix
         elif match.path_regex is not None:
             self.path_kind, self.path_value = _PATH_REGEX, match.path_regex
-            self.regex = re.compile(match.path_regex)
+            self.regex = path_regex(match.path_regex)  # RE2, like header regexes
         else:
             self.path_kind, self.path_value = _PATH_ANY, ""
         self.methods = frozenset(match.methods)
@@ -99,7 +104,7 @@ class CompiledRoute:
         elif kind == _PATH_EXACT:
             if path != self.path_value:
                 return False
-        elif kind == _PATH_REGEX and self.regex.fullmatch(path) is None:
+        elif kind == _PATH_REGEX and not self.regex.fullmatch(path.encode("latin-1")):
             return False
         if self.methods and method not in self.methods:
             return False

@@ -20,6 +20,7 @@ from dispa.config.schema import Gateway as GatewayConfig
 from dispa.config.schema import Listener, split_address
 from dispa.observe.access_log import AccessLog, NullAccessLog
 from dispa.observe.stats import DataPlaneStats
+from dispa.proxy.body_pace import UploadsByClient
 from dispa.proxy.h1_server import H1ServerConnection
 from dispa.proxy.local_reply import error_reply
 from dispa.proxy.protocol_sniff import ProtocolSniffer
@@ -93,6 +94,10 @@ class Gateway:
         self.listeners: dict[str, _ListenerSlot] = {}
         # Listener name -> the header (lower case) that carries the client identity upstream.
         self.identity_headers: dict[str, bytes] = {}
+        # Requests per client address still sending their body to an upstream (slow POST).
+        self.uploads = UploadsByClient()
+        # Request bodies held whole before an upstream is picked, in bytes, all together.
+        self.buffered_body_bytes = 0
         self.access_log = NullAccessLog()
         self._access_log_config = None
         self._request_id_prefix = os.urandom(4).hex() + "-"

@@ -68,18 +68,11 @@ class RouteRuntime:
             )
 
     def rewrite_target(self, target: bytes) -> bytes:
-        """Replace the matched path prefix, keeping the rest of the path and the query."""
-        prefix = self.prefix.encode()
-        if not target.startswith(b"/"):
-            # Absolute-form (http://host/path?q): the matched prefix begins at the path.
-            authority_at = target.find(b"://") + 3
-            path_at = target.find(b"/", authority_at) if authority_at >= 3 else 0
-            if path_at < 0:  # no path at all: "http://host" or "http://host?q"
-                query_at = target.find(b"?")
-                target = b"/" + (target[query_at:] if query_at >= 0 else b"")
-            else:
-                target = target[path_at:]
-        rest = target[len(prefix) :]
+        """Replace the matched path prefix, keeping the rest of the path and the query.
+
+        ``target`` is origin-form and normalised (request_target.origin_form made it so,
+        absolute-form included), so the matched prefix is where the target begins."""
+        rest = target[len(self.prefix.encode()) :]
         rewritten = self.prefix_rewrite + rest
         return rewritten if rewritten.startswith(b"/") else b"/" + rewritten
 

@@ -13,8 +13,9 @@ import logging
 import ssl
 import time
 
-from dispa.proxy.events import Data, EndOfMessage, Response
+from dispa.proxy.events import Data, EndOfMessage, Response, Trailers
 from dispa.proxy.h1_parser import ProtocolError, ResponseParser
+from dispa.proxy.h2_upstream_headers import trailer_fields
 from dispa.proxy.upstream_tls import EndpointTls, describe_handshake_error
 
 log = logging.getLogger("dispa.upstream")
@@ -103,6 +104,8 @@ class UpstreamConnection(asyncio.Protocol):
                     if rest:
                         self.tunnel.from_upstream(rest)
                     return
+            elif kind is Trailers:
+                exchange.on_response_trailers(self, trailer_fields(event.headers))
             else:  # the parser's only other event: EndOfMessage
                 exchange.on_response_end(self)
         # A response head held back for coalescing goes out now if no body came with it.

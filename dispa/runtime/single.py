@@ -82,6 +82,7 @@ class SingleProcessRunner:
                 port,
                 [providers_route(self.discovery), *ai_routes],
                 [DiscoveryCollector(self.discovery), *ai_collectors],
+                admin_config=config.admin,
             )
         self._install_signals()
         tasks = []

@@ -131,6 +131,7 @@ class Supervisor:
             port,
             [providers_route(view), *workers_ai_routes(view.published)],
             [DiscoveryCollector(view)],
+            admin_config=config.admin,
         )
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload("SIGHUP")))

@@ -78,6 +78,9 @@ class RecordingUpstream:
         with self.lock:
             sockets = list(self._sockets)
         for sock in sockets:
+            # shutdown wakes a thread blocked in recv on it; close alone does not.
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
             with contextlib.suppress(OSError):
                 sock.close()
         for thread in self._threads:

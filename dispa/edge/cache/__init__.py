@@ -34,7 +34,7 @@ from dispa.edge.cache.freshness import (
     freshness_lifetime,
     parse_http_date,
 )
-from dispa.edge.cache.key import normalize_url, primary_key, url_of, vary_key_for
+from dispa.edge.cache.key import normalize_url, primary_key, purge_key, url_of, vary_key_for
 from dispa.edge.cache.storable import headers_to_store, is_storable, why_not_storable
 from dispa.edge.cache.store import CacheStore
 from dispa.edge.cache.tags import tags_of
@@ -70,6 +70,7 @@ __all__ = [
     "parse_cache_control",
     "parse_http_date",
     "primary_key",
+    "purge_key",
     "revalidation_headers",
     "serve_stale_on_error",
     "tags_of",

@@ -7,7 +7,8 @@ primary key cannot be recovered from the hash, and the index needs it after a re
 
 Files are written under a temporary name and renamed into place, so a reader never sees
 half of one. They are not fsynced: a file torn by a crash is found at the next start and
-deleted, and losing a cached copy only costs a refetch.
+deleted, and losing a cached copy only costs a refetch. Cached responses may be private to
+a client: files are 0600 and folders 0700, whatever the umask.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import tempfile
 from collections.abc import Iterator
 from typing import NamedTuple
 
@@ -23,12 +23,12 @@ import msgpack
 
 from dispa.edge.cache.entry import CachedResponse, CorruptEntry, decode_entry
 from dispa.edge.cache.key import variant_id
+from dispa.private_files import TEMPORARY_SUFFIX, make_private_dir, write_private_file
 
 log = logging.getLogger("dispa.edge.cache")
 
 FILE_FORMAT = 1
 ENTRY_SUFFIX = ".entry"
-TEMPORARY_SUFFIX = ".tmp"
 
 
 class FoundFile(NamedTuple):
@@ -43,7 +43,7 @@ class DiskFiles:
     __slots__ = ("damaged", "directory")
 
     def __init__(self, directory: str) -> None:
-        os.makedirs(directory, exist_ok=True)
+        make_private_dir(directory)
         self.directory = directory
         self.damaged = 0  # files found unreadable, and deleted
 
@@ -53,16 +53,9 @@ class DiskFiles:
     def write(self, variant: str, data: bytes) -> None:
         """Put ``data`` (from ``pack``) in place atomically; raises OSError on failure."""
         path = self.path(variant)
-        directory = os.path.dirname(path)
-        os.makedirs(directory, exist_ok=True)
-        descriptor, temporary = tempfile.mkstemp(dir=directory, suffix=TEMPORARY_SUFFIX)
-        try:
-            with os.fdopen(descriptor, "wb") as handle:
-                handle.write(data)
-            os.replace(temporary, path)
-        except BaseException:
-            _remove_quietly(temporary)
-            raise
+        # Made 0700 when created; not re-checked on every write.
+        make_private_dir(os.path.dirname(path), tighten=False)
+        write_private_file(path, data, durable=False)
 
     def read(self, variant: str) -> bytes:
         """The encoded entry in a variant's file; OSError or CorruptEntry if it cannot be."""

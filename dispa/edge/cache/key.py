@@ -13,6 +13,7 @@ import hashlib
 import msgpack
 
 from dispa.edge.cache.fields import AnyHeaders, field_lines, list_members
+from dispa.proxy.request_target import DEFAULT_RULES, PathRefused, PathRules, origin_form
 
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
 
@@ -29,18 +30,45 @@ def url_of(scheme: str, host: str, target: bytes | str) -> str:
 
 
 def normalize_url(url: str) -> str:
-    """Scheme and host compare without case, and a default port is the same as none."""
+    """Scheme and host compare without case, a default port is the same as none, and a
+    host's trailing dot is dropped (routes see ``a.example.`` as ``a.example``, so one
+    entry serves, and one purge covers, both). The target is kept as it is: the data
+    plane normalised it already, and ``purge_key`` does for a purge."""
     scheme, separator, rest = url.partition("://")
     if not separator:
         return url
     scheme = scheme.lower()
     slash = rest.find("/")
     authority, target = (rest, "/") if slash < 0 else (rest[:slash], rest[slash:])
-    authority = authority.lower()
-    default_port = _DEFAULT_PORTS.get(scheme)
-    if default_port and authority.endswith(":" + default_port):
-        authority = authority[: -len(default_port) - 1]
-    return f"{scheme}://{authority}{target}"
+    host, colon, port = authority.lower().rpartition(":")
+    if not colon or "]" in port:  # no port (an IPv6 literal's colons are not one)
+        host, port = authority.lower(), ""
+    if port == _DEFAULT_PORTS.get(scheme):
+        port = ""
+    if host.endswith("."):
+        host = host[:-1]
+    return f"{scheme}://{host}{':' + port if port else ''}{target}"
+
+
+def purge_key(url: str, rules: PathRules = DEFAULT_RULES) -> str:
+    """The URL an entry is recorded under (``url_of``) for ``url`` as a purge names it.
+
+    A request's target is normalised once, when it is read (``origin_form``), and the
+    entry keeps that form; a purge is written by hand, as ``/a%7Eb`` or ``//x/./y``. So
+    its target goes through the same function, with a listener's path rules, or the
+    purge would miss ``/a~b`` and ``/x/y``. PathRefused when the data plane would refuse
+    the target under ``rules`` (no entry can be stored under it): not an absolute
+    http(s) URL, userinfo, a fragment, a raw character outside ASCII, ``%2F`` by default.
+    """
+    scheme, separator, _ = url.partition("://")
+    if not separator or scheme.lower() not in _DEFAULT_PORTS:
+        raise PathRefused("not an absolute http(s) URL")
+    try:
+        raw = url.encode("ascii")
+    except UnicodeEncodeError:
+        raise PathRefused("a character outside ASCII (percent-encode it as UTF-8)") from None
+    target, _, _, authority = origin_form(raw, "GET", rules)
+    return url_of(scheme, authority.decode("ascii"), target)
 
 
 def vary_names(response_headers: AnyHeaders) -> tuple[bytes, ...]:

@@ -28,6 +28,8 @@ from .conftest import (
     wait_until,
 )
 
+JSON = {"Content-Type": "application/json"}  # the admin API takes writes only so labelled
+
 
 def current_revision(cluster: Cluster) -> int:
     return cluster.cluster_status()["revision"]
@@ -207,7 +209,7 @@ def test_history_rollback_and_diff(shared_cluster: Cluster) -> None:
     assert "+    body: 'history second" in diff.body
 
     rollback = cluster.followers()[0].call(
-        "POST", "/api/v1/config/rollback", body=json.dumps({"revision": first})
+        "POST", "/api/v1/config/rollback", body=json.dumps({"revision": first}), headers=JSON
     )
     assert rollback.status == 200, rollback.body
     rolled_back = rollback.body["revision"]
@@ -220,7 +222,9 @@ def test_history_rollback_and_diff(shared_cluster: Cluster) -> None:
     latest_diff = leader.call("GET", "/api/v1/config/diff")  # default: previous -> current
     assert "+    body: 'history first" in latest_diff.body
 
-    unknown = leader.call("POST", "/api/v1/config/rollback", body=json.dumps({"revision": 10**6}))
+    unknown = leader.call(
+        "POST", "/api/v1/config/rollback", body=json.dumps({"revision": 10**6}), headers=JSON
+    )
     assert unknown.status == 404
     assert current_revision(cluster) == rolled_back
 
@@ -253,11 +257,15 @@ def test_backup_and_restore_round_trip(shared_cluster: Cluster, tmp_path: Path) 
     wait_served_everywhere(cluster, "saved in the backup\n")
     members = {entry["id"] for entry in cluster.cluster_status()["cores"]}
     assert members == {"core-1", "core-2", "core-3"}
-    again = cluster.leader().call("POST", "/api/v1/restore", body=backup_file.read_text())
+    again = cluster.leader().call(
+        "POST", "/api/v1/restore", body=backup_file.read_text(), headers=JSON
+    )
     assert again.status == 200
     assert again.body == {"ok": True, "revision": restored_revision, "unchanged": True}
 
-    not_a_backup = cluster.cores[0].call("POST", "/api/v1/restore", body='{"state": 1}')
+    not_a_backup = cluster.cores[0].call(
+        "POST", "/api/v1/restore", body='{"state": 1}', headers=JSON
+    )
     assert not_a_backup.status == 400
 
 
@@ -267,7 +275,7 @@ def test_a_restore_keeps_the_revisions_written_since_the_backup(shared_cluster: 
     backup = leader.get_json("/api/v1/backup")  # the leader has applied its own commit
     since = leader.put_config(probe_config("written since the backup\n")).body["revision"]
 
-    restore = leader.call("POST", "/api/v1/restore", body=json.dumps(backup))
+    restore = leader.call("POST", "/api/v1/restore", body=json.dumps(backup), headers=JSON)
 
     assert restore.status == 200 and restore.body["revision"] == since + 1
     kept = leader.revision_config(since)
@@ -294,7 +302,7 @@ def test_a_restore_never_gives_an_existing_revision_number_another_config(
     }
     foreign["state"]["revision"] = current + 3
 
-    restore = leader.call("POST", "/api/v1/restore", body=json.dumps(foreign))
+    restore = leader.call("POST", "/api/v1/restore", body=json.dumps(foreign), headers=JSON)
 
     assert restore.status == 200
     assert probe_body_of(leader.revision_config(current)) == "ours\n", "history rewritten"
@@ -317,7 +325,7 @@ def test_restoring_another_clusters_backup_keeps_this_clusters_members(cluster: 
         for n in (1, 2, 3)
     }
 
-    restore = leader.call("POST", "/api/v1/restore", body=json.dumps(foreign))
+    restore = leader.call("POST", "/api/v1/restore", body=json.dumps(foreign), headers=JSON)
 
     assert restore.status == 200
     # The leader's view: it has applied the restore it acknowledged.

@@ -92,7 +92,11 @@ async def _write_concurrently(
         async def write(index: int) -> bool:
             body = json.dumps(probe_config(f"filler {index}\n"))
             try:
-                async with session.put(f"http://{address}/api/v1/config", data=body) as reply:
+                async with session.put(
+                    f"http://{address}/api/v1/config",
+                    data=body,
+                    headers={"Content-Type": "application/json"},
+                ) as reply:
                     text = await reply.text()
                     if reply.status == 200:
                         return True

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import socket
+
 import yaml
 
 from .conftest import Cluster, CoreProcess, free_ports, probe_config, run_cli, wait_until
+
+
+def can_connect(address: str) -> bool:
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=1.0):
+            return True
+    except OSError:
+        return False
 
 
 def test_a_core_is_added_serves_the_config_and_is_removed_again(cluster: Cluster) -> None:
@@ -24,14 +35,19 @@ def test_a_core_is_added_serves_the_config_and_is_removed_again(cluster: Cluster
     newcomer.config["node"]["region"] = "sa"
     newcomer.config_path.write_text(yaml.safe_dump(newcomer.config, sort_keys=False))
     admin = cluster.cores[0].admin_address
-    added = run_cli(
-        "members", "add", "--admin", admin, "--id", "core-4",
-        "--raft", newcomer.raft_address, "--core-admin", newcomer.admin_address,
-        "--region", "sa",
-    )  # fmt: skip
-    assert added.returncode == 0, added.stderr
+    # Started first: a core is added only once its Raft address accepts connections (the
+    # cluster ignores it until then).
     newcomer.start()
     try:
+        wait_until(
+            lambda: can_connect(newcomer.raft_address), timeout=20, what="the new core's Raft port"
+        )
+        added = run_cli(
+            "members", "add", "--admin", admin, "--id", "core-4",
+            "--raft", newcomer.raft_address, "--core-admin", newcomer.admin_address,
+            "--region", "sa",
+        )  # fmt: skip
+        assert added.returncode == 0, added.stderr
         wait_until(
             lambda: newcomer.node_status()["applied_revision"] >= revision,
             timeout=20,

@@ -133,7 +133,12 @@ def test_providers_follow_the_leader_and_every_core_serves_the_same_endpoints(
 
         # The operator applies the config as written (no endpoints): nothing changes, and
         # the dry run says so rather than showing the discovered endpoints removed.
-        dry = leader.call("POST", "/api/v1/config/dry-run", body=json.dumps(shared_config(etcd)))
+        dry = leader.call(
+            "POST",
+            "/api/v1/config/dry-run",
+            body=json.dumps(shared_config(etcd)),
+            headers={"Content-Type": "application/json"},
+        )
         assert dry.status == 200 and dry.body["unchanged"] is True, dry.body
         changed = {**shared_config(etcd), "drain_timeout": 7.0}
         assert leader.put_config(changed).status == 200

@@ -153,3 +153,37 @@ def test_register_refuses_a_bad_address(capsys) -> None:
     argv = ["--etcd", "http://127.0.0.1:1", "--pool", "web", "--instance", "x"]
     assert main_register([*argv, "--address", "no-port"]) == 2
     assert "not an address" in capsys.readouterr().out
+
+
+async def test_a_hostile_registration_is_skipped_and_hides_no_other(etcd: Etcd) -> None:
+    """Anyone who may register may write any bytes under the prefix: a value nested past
+    the parser's limit, or a key that is not UTF-8, is skipped (the value's key reported
+    with the reason), and every other instance is still served."""
+    client = aetcd.Client(host=HOST, port=etcd.port)
+    good = json.dumps({"address": "127.0.0.1:9001"}).encode()
+    await client.put(f"{PREFIX}/web/good".encode(), good)
+    await client.put(f"{PREFIX}/web/deep".encode(), b"[" * 100_000 + b"]" * 100_000)
+    await client.put(f"{PREFIX}/web/".encode() + b"\xff\xfe", good)
+    latest = Latest()
+    provider = EtcdProvider("etcd", [etcd.endpoint], PREFIX, backoff=RetryBackoff(0.1, 0.5))
+    watcher = DiscoveryWatcher([provider], latest, throttle=0.0)
+    await watcher.start()
+    try:
+        await async_wait_until(
+            lambda: addresses(latest) == {"127.0.0.1:9001"}, timeout=10, what="the good key"
+        )
+        skipped = watcher.statistics()[0]["skipped_keys"]
+        assert "nested too deeply" in skipped[f"{PREFIX}/web/deep"], skipped
+        # Written while the provider watches: the same, through the watch.
+        await client.put(f"{PREFIX}/web/deeper".encode(), b"[" * 100_000)
+        await client.put(f"{PREFIX}/web/more".encode(), b'{"address": "127.0.0.1:9002"}')
+        await async_wait_until(
+            lambda: addresses(latest) == {"127.0.0.1:9001", "127.0.0.1:9002"},
+            timeout=10,
+            what="the key written later",
+        )
+        assert f"{PREFIX}/web/deeper" in watcher.statistics()[0]["skipped_keys"]
+        assert watcher.statistics()[0]["status"] == "ok"
+    finally:
+        await client.close()
+        await watcher.stop()

@@ -324,3 +324,49 @@ def test_dispa_purge_and_status_from_the_command_line(cache_setup) -> None:
             timeout=10,
             what=f"{edge.name} in dispa status",
         )
+
+
+def test_the_cache_key_is_the_normalised_target(cache_setup) -> None:
+    """One meaning per request: however a client spells a path, the edge stores and finds
+    it under its normal form, the one the origin was sent (no second copy to poison)."""
+    _, origin, (edge, _), _ = cache_setup
+    assert _get(edge, "/cache/spelled?cc=max-age%3D60")[:3] == (200, "MISS", "origin spelled #1\n")
+    for spelling in ("/cache/%73pelled", "//cache/./spelled", "/x/../cache/spelle%64"):
+        status, how, body, _ = _get(edge, spelling + "?cc=max-age%3D60")
+        assert (status, how, body) == (200, "HIT", "origin spelled #1\n"), spelling
+    assert _origin_counts(origin, "spelled") == (1, 1)
+
+
+def test_a_purge_url_is_normalised_as_request_targets_are(cache_setup) -> None:
+    """A purge spelled differently from the request (an encoded unreserved character,
+    merged slashes, a dot segment) names the same entry; a URL whose target the data
+    plane refuses can match nothing, so the core answers 400 rather than commit it."""
+    cluster, origin, (edge, _), _ = cache_setup
+    path = _path("purge-spelled", cc="max-age=300")
+    _get(edge, path)
+    assert _get(edge, path)[1] == "HIT"
+    leader = cluster.leader()
+    spelled = path.replace("/cache/purge-spelled", "//cache/./purge%2Dspelled")
+
+    def purge(*urls: str):
+        return http_call(
+            leader.admin_address,
+            "POST",
+            "/api/v1/cache/purge",
+            body=json.dumps({"urls": list(urls)}),
+            headers={"Content-Type": "application/json"},
+        )
+
+    reply = purge(f"http://{edge.listener_address}{spelled}")
+    assert reply.status == 200, reply
+    wait_until(
+        lambda: edge.status()["purge_seq"] >= reply.body["seq"],
+        timeout=5,
+        what="the purge on the edge",
+    )
+    assert _get(edge, path)[1] == "MISS"
+    assert _origin_counts(origin, "purge-spelled")[1] == 2
+    for bad, said in (("/cache/a%2Fb", "encoded '/'"), ("/cache/a#b", "fragment")):
+        refused = purge(f"http://{edge.listener_address}/cache/ok", f"http://x{bad}")
+        assert refused.status == 400, refused
+        assert "urls[1]" in refused.body["error"] and said in refused.body["error"], refused

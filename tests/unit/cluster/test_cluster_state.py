@@ -139,3 +139,31 @@ def test_a_late_request_for_an_old_window_cannot_reset_the_current_ledger():
     late = state.lease_quota("api", "k", "n2", 10, 10, 1.0, 6.9)
     assert late == {"ok": True, "granted": 0, "window": 6.0, "outstanding": 0}
     assert state.lease_quota("api", "k", "n2", 10, 10, 1.0, 7.6)["granted"] == 0
+
+
+def test_lease_terms_come_from_the_current_config_with_its_defaults():
+    state = ClusterState()
+    assert state.lease_terms("api") is None  # no config yet
+    state.put_config(
+        {"rate_limits": [{"name": "api", "limit": 5, "window": 60.0}, {"name": "b", "limit": 3}]},
+        None,
+        1.0,
+    )
+    assert state.lease_terms("api") == (5, 60.0)
+    assert state.lease_terms("b") == (3, 1.0)  # the schema's default window
+    assert state.lease_terms("nope") is None
+    state.put_config({"rate_limits": [{"name": "api", "limit": 50}]}, None, 2.0)
+    assert state.lease_terms("api") == (50, 1.0)
+    assert state.lease_terms("b") is None
+    state.rollback(1, None, 3.0)
+    assert state.lease_terms("api") == (5, 60.0)
+
+
+def test_lease_terms_skip_entries_that_are_not_rate_limits():
+    state = ClusterState()
+    state.put_config(
+        {"rate_limits": ["junk", {"name": "x", "limit": 0}, {"name": "ok", "limit": 2}]},
+        None,
+        1.0,
+    )
+    assert state.lease_terms("x") is None and state.lease_terms("ok") == (2, 1.0)

@@ -35,6 +35,21 @@ def test_garbage_and_oversized_frames_are_a_broken_stream() -> None:
         FrameReader().feed(struct.pack(">I", 2**31))
 
 
+def test_a_small_frame_that_declares_a_huge_content_is_a_broken_stream() -> None:
+    """zstandard ignores ``max_output_size`` when a frame declares its content size and
+    allocates what it declares: a 5 KiB frame declaring 80 MiB must be refused unread."""
+    import msgpack
+    import zstandard
+
+    from dispa.cluster.watch_protocol import MAX_FRAME
+
+    packed = msgpack.packb({"type": "heartbeat", "blob": b"\0" * (MAX_FRAME + 16 * 2**20)})
+    body = zstandard.ZstdCompressor(level=3).compress(packed)
+    assert len(body) < 2**20 and zstandard.frame_content_size(body) > MAX_FRAME
+    with pytest.raises(BrokenStream, match="unpacks to more than"):
+        FrameReader().feed(struct.pack(">I", len(body)) + body)
+
+
 def test_a_delta_applied_to_the_old_config_gives_the_new_one() -> None:
     old = {"routes": [1], "upstreams": [2], "access_log": {"enabled": True}}
     new = {"routes": [1, 3], "access_log": {"enabled": True}, "regions": []}

@@ -135,7 +135,7 @@ filters:
         "upstreams[0].hash: 'hash' applies only to lb ring_hash or maglev",
         "upstreams[0].health.intervl: unknown field",
         "routes[1].match: host 'a.*.com'",
-        "routes[3].match: bad regular expression '(['",
+        "routes[3].match.path_regex: bad regular expression '(['",
         "routes[4]: a route needs exactly one of upstream, redirect or direct_response",
         "routes[5]: a route needs exactly one of upstream, redirect or direct_response, "
         "not upstream and redirect",

@@ -301,34 +301,42 @@ def test_unknown_lb_policy():
 
 
 @pytest.mark.parametrize(
-    ("match", "fragment"),
+    ("match", "where", "fragment"),
     [
-        ({"path_regex": "(["}, "bad regular expression '(['"),
-        ({"path_regex": "a{2,1}"}, "bad regular expression 'a{2,1}'"),
-        ({"path_prefix": "api"}, "path 'api' must start with /"),
-        ({"path_prefix": "/a", "path_exact": "/a"}, "give at most one of path_prefix"),
+        ({"path_regex": "(["}, "path_regex", "bad regular expression '(['"),
+        ({"path_regex": "a{2,1}"}, "path_regex", "bad regular expression 'a{2,1}'"),
+        ({"path_prefix": "api"}, "path_prefix", "path 'api' must start with /"),
+        ({"path_prefix": "/%61dmin"}, "path_prefix", "not in normal form (RFC 3986)"),
+        ({"path_prefix": "/%61dmin"}, "path_prefix", "write '/admin'"),
+        ({"path_exact": "/a/../b"}, "path_exact", "write '/b'"),
+        ({"path_exact": "/caf\u00e9"}, "path_exact", "write '/caf%C3%A9'"),
+        ({"path_prefix": "/a\\b"}, "path_prefix", "would never match"),
+        ({"path_regex": "/(a)\\1"}, "path_regex", "no backreferences or lookaround"),
+        ({"path_prefix": "/a", "path_exact": "/a"}, "", "give at most one of path_prefix"),
     ],
 )
-def test_bad_path_matches(match, fragment):
+def test_bad_path_matches(match, where, fragment):
     data = base()
     data["routes"][0]["match"] = match
     problem = only_problem(data)
-    assert problem.startswith("routes[0].match: ")
+    assert problem.startswith(f"routes[0].match{'.' + where if where else ''}: "), problem
     assert fragment in problem
 
 
 def test_bad_header_regex():
     data = base()
     data["routes"][0]["match"]["headers"] = [{"name": "x-a", "regex": "(("}]
-    assert only_problem(data).startswith("routes[0].match.headers[0]: bad regular expression '(('")
+    assert only_problem(data).startswith(
+        "routes[0].match.headers[0].regex: bad regular expression '(('"
+    )
 
 
 @pytest.mark.parametrize("pattern", ["(?u)abc", "\\u00e9+", "\\N{LATIN SMALL LETTER A}"])
 def test_header_regex_the_router_cannot_compile_is_a_config_error(pattern):
-    # Header values are matched as bytes; a str-only pattern must not reach the router.
+    # The router compiles header regexes with RE2; what it cannot compile must not reach it.
     data = base()
     data["routes"][0]["match"]["headers"] = [{"name": "x-a", "regex": pattern}]
-    assert only_problem(data).startswith("routes[0].match.headers[0]: bad regular expression")
+    assert only_problem(data).startswith("routes[0].match.headers[0].regex: bad regular expression")
 
 
 def test_every_accepted_header_regex_compiles_in_the_router():
@@ -428,3 +436,20 @@ def test_every_problem_line_starts_with_a_path():
     data["routes"][0]["match"]["host"] = "a*"
     for problem in problems_of(data):
         assert re.match(r"^[a-z_]+(\[\d+\])?(\.[a-z_]+(\[\d+\])?)*: ", problem), problem
+
+
+def test_listener_path_rules_are_checked_by_name():
+    data = base()
+    data["listeners"][0]["paths"] = {"escaped_slashes": "drop", "merge_slashes": "maybe"}
+    problems = problems_of(data)
+    assert any(p.startswith("listeners[0].paths.escaped_slashes: ") for p in problems), problems
+    assert any(p.startswith("listeners[0].paths.merge_slashes: ") for p in problems), problems
+
+
+def test_listener_path_rules_default_to_closing_the_bypasses():
+    paths = build_gateway(base()).listeners[0].paths
+    assert (paths.merge_slashes, paths.escaped_slashes, paths.escaped_nul) == (
+        True,
+        "reject",
+        "reject",
+    )

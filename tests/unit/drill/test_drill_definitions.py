@@ -33,8 +33,10 @@ def test_the_shared_config_and_node_files_pass_dispa_validation():
     shared = validate_shared(layout.shared_config(endpoints, "w0-1"))
     assert [r.name for r in shared.routes] == ["marker", "limited", "sticky", "load"]
     assert shared.rate_limits[0].limit == layout.RATE_LIMIT
-    core = build_model(CoreConfig, layout.core_file(HOSTS, "core-us", "/tmp/x"))
+    core = build_model(CoreConfig, layout.core_file(HOSTS, "core-us", "/tmp/x", "10.77.9.1"))
     assert core.raft.peers == ("10.77.9.10:7001", "10.77.9.12:7001")
+    # Edges behind the drill's relays reach the core's admin API by the relays' address.
+    assert core.admin.allowed_hosts == ("10.77.9.1",)
     edge = build_model(EdgeConfig, layout.edge_file(HOSTS, "edge-eu", "/tmp/y"))
     assert len(edge.cores) == 3 and edge.rate_limits.fallback_share == 0.2
 

@@ -85,8 +85,11 @@ def test_responses_keep_what_requests_rewrite() -> None:
     assert head.values(b"x-request-id") == [b"upstream-7"]
     head = answer([(b"Via", b"1.0 other")], proxied=False)
     assert head.values(b"via") == [b"1.0 other"]
-    head = answer([(b"Connection", b"keep-alive, X-Private"), (b"X-Private", b"1")])
-    assert head.values(b"x-private") == []
+    # A Connection header's own tokens were removed by the parser (test_h1_writer.py);
+    # the writer drops the Connection field itself, whatever it names.
+    head = answer([(b"Connection", b"keep-alive, X-Private"), (b"X-Other", b"1")])
+    assert head.values(b"connection") == []
+    assert head.values(b"x-other") == [b"1"]
 
 
 def test_header_kinds_stay_right_past_the_table_size() -> None:

@@ -132,20 +132,61 @@ def test_chunked_wins_when_a_coding_precedes_it():
     assert request.content_length is None
 
 
-def test_absolute_form_target_routes_by_path_and_authority():
+def test_absolute_form_target_becomes_origin_form_with_its_authority_as_host():
     request = parse(
-        b"GET http://User@Example.COM:8080/p/q?x=1 HTTP/1.1\r\nHost: other.org\r\n\r\n"
+        b"GET http://Example.COM:8080/p/%7eq?x=1 HTTP/1.1\r\nHost: other.org\r\nX-A: 1\r\n\r\n"
     )[0]
-    assert request.target == b"http://User@Example.COM:8080/p/q?x=1"
-    assert request.path == "/p/q"
+    # RFC 9112 3.2.2: routed by the target's authority, forwarded in origin-form with a
+    # Host made from that authority (the client's own Host is not sent on).
+    assert request.target == b"/p/~q?x=1"
+    assert request.path == "/p/~q"
     assert request.query == b"?x=1"
-    # RFC 9112 3.2.2: the target's authority wins over the Host header.
     assert request.host == "example.com"
+    assert request.host_header == b"Example.COM:8080"
+    assert request.headers == [(b"Host", b"Example.COM:8080"), (b"X-A", b"1")]
 
 
 def test_absolute_form_without_a_path():
     request = parse(b"GET http://example.com?x=1 HTTP/1.1\r\nHost: example.com\r\n\r\n")[0]
     assert (request.path, request.query, request.host) == ("/", b"?x=1", "example.com")
+    assert request.target == b"/?x=1"
+    assert request.headers == [(b"Host", b"example.com")]
+
+
+def test_absolute_form_gives_an_http10_request_its_host():
+    request = parse(b"GET http://example.com/a HTTP/1.0\r\n\r\n")[0]
+    assert (request.target, request.host, request.host_header) == (
+        b"/a",
+        "example.com",
+        b"example.com",
+    )
+    assert request.headers == [(b"Host", b"example.com")]
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        b"http://user@example.com/p",  # userinfo: RFC 9110 4.2.4
+        b"ftp://example.com/p",
+        b"http:///p",
+        b"http://exa mple.com/p",
+        b"http://example.com:80x/p",
+        b"*",  # not OPTIONS
+        b"/a/%zz",
+        b"/a/%2f",
+        b"/a#fragment",
+        b"/a\\b",
+        b"/x/..;/admin",
+    ],
+)
+def test_targets_without_one_meaning_are_refused(target):
+    error = refused(b"GET " + target + b" HTTP/1.1\r\nHost: example.com\r\n\r\n")
+    assert error.status == 400
+
+
+def test_request_paths_are_normalised_once_in_the_parser():
+    request = parse(b"GET //a/./b/../%7e%2e%41?q=/../ HTTP/1.1\r\nHost: h\r\n\r\n")[0]
+    assert (request.target, request.path, request.query) == (b"/a/~.A?q=/../", "/a/~.A", b"?q=/../")
 
 
 def test_asterisk_form():
@@ -162,6 +203,9 @@ def test_asterisk_form():
         (b"[2001:DB8::1]", "[2001:db8::1]"),
         (b"10.0.0.1:80", "10.0.0.1"),
         (b"", ""),
+        (b"Example.com.", "example.com"),
+        (b"example.com.:8080", "example.com"),
+        (b"example.com..", "example.com"),
     ],
 )
 def test_host_header_without_port(host, expected):

@@ -10,6 +10,7 @@ import time
 
 import pytest
 import uvloop
+from memory_transport import Transport
 
 from dispa.config.load import load_text
 from dispa.proxy import h1_parser
@@ -42,32 +43,6 @@ RESPONSES = [
     b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n",
     b"HTTP/1.1 200 OK\r\nVia: 1.0 cdn\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok",
 ]
-
-
-class Transport:
-    def __init__(self) -> None:
-        self.writes: list[bytes] = []
-        self.closed = False
-
-    def write(self, data: bytes) -> None:
-        self.writes.append(bytes(data))
-
-    def get_extra_info(self, name, default=None):
-        return ("127.0.0.1", 40000) if name == "peername" else default
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
-
-    def close(self) -> None:
-        self.closed = True
-
-    abort = close
 
 
 async def exchange_once(request: bytes, answer: bytes, draining: bool = False) -> dict:

@@ -6,7 +6,33 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dispa.proxy.h1_writer import HOP_BY_HOP, LAST_CHUNK, chunk, request_head, response_head
+from dispa.proxy.h1_parser import RequestParser, ResponseParser
+from dispa.proxy.h1_writer import (
+    HOP_BY_HOP,
+    LAST_CHUNK,
+    chunk,
+    request_head,
+    response_head,
+    without_connection_tokens,
+)
+
+
+def arrived_request(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The header list of a request with these fields, as the gateway's parser hands it
+    on (fields a Connection header names are removed on receipt, not by the writer)."""
+    lines = b"".join(name + b": " + value + b"\r\n" for name, value in headers)
+    if not any(name.lower() == b"host" for name, _ in headers):
+        lines += b"Host: a\r\n"
+    request = RequestParser(65536).feed(b"GET / HTTP/1.1\r\n" + lines + b"\r\n")[0]
+    return list(request.headers)
+
+
+def arrived_response(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The header list of a response with these fields, as the response parser hands it on."""
+    lines = b"".join(name + b": " + value + b"\r\n" for name, value in headers)
+    data = b"HTTP/1.1 200 OK\r\n" + lines + b"content-length: 0\r\n\r\n"
+    response = ResponseParser().feed(data)[0]
+    return [(n, v) for n, v in response.headers if n != b"content-length"]
 
 
 class Collector:
@@ -117,11 +143,30 @@ def test_headers_named_by_connection_are_dropped():
         (b"X-Other", b"2"),
         (b"X-Kept", b"3"),
     ]
-    request, _ = parse_request(forward(headers))
+    request, _ = parse_request(forward(arrived_request(headers)))
     assert b"x-secret" not in request.names()
     assert b"x-other" not in request.names()
     assert request.values(b"x-kept") == [b"3"]
     assert request.keep_alive  # the client's "close" is not the upstream's
+
+
+def test_host_and_fields_added_after_receipt_are_never_hop_by_hop():
+    # "Connection: host, x-gateway-auth" once made the gateway drop Host and the field its
+    # own headers filter added under that name.
+    headers = arrived_request(
+        [(b"Host", b"a"), (b"Connection", b"host, x-gateway-auth"), (b"X-Gateway-Auth", b"c")]
+    )
+    assert [n.lower() for n, _ in headers].count(b"host") == 1
+    assert b"x-gateway-auth" not in [n.lower() for n, _ in headers]
+    added = [*headers, (b"x-gateway-auth", b"set-by-dispa")]
+    request, _ = parse_request(forward(added))
+    assert request.values(b"host") == [b"a"]
+    assert request.values(b"x-gateway-auth") == [b"set-by-dispa"]
+    response_fields = arrived_response([(b"Connection", b"x-served-by"), (b"X-Served-By", b"u")])
+    response, _ = parse_response(
+        respond([*response_fields, (b"x-served-by", b"dispa")], content_length=0)
+    )
+    assert response.values(b"x-served-by") == [b"dispa"]
 
 
 def test_x_forwarded_for_is_appended():
@@ -252,7 +297,7 @@ def test_response_hop_by_hop_and_connection_tokens_are_dropped():
         (b"Set-Cookie", b"a=1"),
         (b"Set-Cookie", b"b=2"),
     ]
-    response, _ = parse_response(respond(headers, content_length=0))
+    response, _ = parse_response(respond(arrived_response(headers), content_length=0))
     names = response.names()
     for name in (b"connection", b"x-internal", b"keep-alive", b"proxy-authenticate", b"upgrade"):
         assert name not in names
@@ -263,8 +308,8 @@ def test_response_hop_by_hop_and_connection_tokens_are_dropped():
 def test_a_field_named_by_connection_close_is_dropped_both_ways():
     # "close" is a token like any other here (RFC 9110 7.6.1), as in HTTP/2 response blocks.
     headers = [(b"Connection", b"close"), (b"Close", b"listed"), (b"Server", b"s")]
-    response, _ = parse_response(respond(headers, content_length=0))
-    request, _ = parse_request(forward(headers))
+    response, _ = parse_response(respond(arrived_response(headers), content_length=0))
+    request, _ = parse_request(forward(arrived_request(headers)))
     for message in (response, request):
         assert b"close" not in message.names()
         assert message.values(b"server") == [b"s"]
@@ -328,6 +373,8 @@ header_lists = st.lists(
 @given(headers=header_lists, body=st.binary(max_size=300), chunked=st.booleans())
 def test_any_forwarded_request_parses_back(headers, body, chunked):
     raw = [(n.encode(), v.encode()) for n, v in headers]
+    # As the parser hands them on: what a Connection header names removed, Host kept.
+    raw = without_connection_tokens(raw, keep=frozenset({b"host"}))
     if chunked:
         data = forward(raw, method="POST", chunked=True) + chunk(body) + LAST_CHUNK
     else:

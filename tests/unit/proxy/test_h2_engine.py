@@ -85,12 +85,14 @@ def make_engine(
     initial_window: int = 65535,
     max_header_list_size: int = 16384,
     encoder=None,
+    **flood_limits: int,
 ) -> H2ServerEngine:
     engine = H2ServerEngine(
         max_concurrent_streams=max_concurrent_streams,
         initial_window=initial_window,
         max_header_list_size=max_header_list_size,
         encoder=encoder if encoder is not None else LiteralEncoder(),
+        **flood_limits,
     )
     engine.initiate_connection()
     return engine

@@ -96,11 +96,26 @@ class MemoryTransport(asyncio.Transport):
         super().__init__()
         self.written = bytearray()
         self.closed = False
+        self.eof_written = False
+        self.reading = True
         self.protocol = None
 
     def write(self, data) -> None:
         assert not self.closed, "written after close"
+        assert not self.eof_written, "written after our end of the stream"
         self.written += data
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        self.eof_written = True
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
 
     def get_extra_info(self, name, default=None):
         return {"peername": ("127.0.0.1", 40000)}.get(name, default)
@@ -468,7 +483,11 @@ async def test_a_protocol_error_ends_the_connection_with_goaway(gateway):
     events = client.h2.receive_data(data)
     (goaway,) = [e for e in events if isinstance(e, ConnectionTerminated)]
     assert goaway.error_code == ErrorCodes.PROTOCOL_ERROR
-    assert client.transport.closed
+    # Our side is shut; what the client still sends is read and dropped (a lingering
+    # close), so closing cannot reset the connection under the GOAWAY.
+    assert client.transport.eof_written and client.transport.reading
+    client.server.data_received(b"\x00\x00\x08\x06\x00\x00\x00\x00\x0012345678")  # PING
+    assert not client.transport.written
 
 
 # ---------------------------------------------------------------- drain and timeouts
@@ -546,3 +565,130 @@ async def test_connection_lost_ends_every_exchange(gateway, upstream):
     assert all(e.finished and e.ctx.status == 499 for e in exchanges)
     assert client.server not in gateway.connections
     assert gateway.stats.connections_active == 0
+
+
+# ---------------------------------------------------------------- floods and buffering
+
+
+def raw_frame(kind: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes:
+    return (
+        len(payload).to_bytes(3, "big")
+        + bytes((kind, flags))
+        + stream_id.to_bytes(4, "big")
+        + payload
+    )
+
+
+async def test_a_client_that_does_not_read_is_not_read_either(gateway):
+    client = connect(gateway)
+    server = client.server
+    server.pause_writing()  # the socket's buffer is past its high-water mark
+    assert not client.transport.reading
+    server.resume_writing()
+    assert client.transport.reading
+    assert await client.response(client.request("/direct")) == (200, b"direct\n")
+
+
+async def test_a_request_reset_in_the_same_read_starts_no_exchange(gateway, upstream):
+    client = connect(gateway)
+    client.receive()
+    stream_id = client.h2.get_next_available_stream_id()
+    client.h2.send_headers(
+        stream_id,
+        [(b":method", b"GET"), (b":scheme", b"http"), (b":path", b"/hold"), (b":authority", b"a")],
+        end_stream=True,
+    )
+    client.h2.reset_stream(stream_id, ErrorCodes.CANCEL)
+    client.send()  # both frames in one read
+    assert stream_id not in client.server.streams
+    await asyncio.sleep(0.1)
+    assert upstream.held == 0
+    assert not gateway.stats.requests  # not even a 499: no exchange ever began
+    assert gateway.stats.connections_active == 1  # the connection goes on
+    assert await client.response(client.request("/direct")) == (200, b"direct\n")
+
+
+async def test_a_full_connection_queue_pauses_its_streams_and_defers_new_ones(gateway):
+    # Streams get no window: what their upstreams send queues up, until the connection's
+    # queue passes its mark (1 MiB) and every stream's upstream is paused.
+    client = connect(gateway, window=0)
+    client.auto_acknowledge = False
+    server = client.server
+    downloads = [client.request("/bytes/2000000") for _ in range(6)]
+    await client.wait(lambda: server.buffered > server.connection_high_water, what="a full queue")
+    await asyncio.sleep(0.1)
+    streams = [server.streams[s] for s in downloads]
+    assert all(s.upstream_paused for s in streams)
+    held = server.buffered
+    assert held < server.connection_high_water + 6 * 300_000  # at most one read more each
+    # A request that comes now waits, its body held back (not acknowledged).
+    body = bytes(range(256)) * 200
+    upload = client.open("/count")
+    for start in range(0, 32768, 16384):
+        client.h2.send_data(upload, body[start : start + 16384])
+    client.send()
+    waiting = server.streams[upload]
+    assert waiting.exchange is None and waiting.deferred is not None
+    assert waiting.unacknowledged == 32768  # its window, not the gateway, holds it back
+    for start in range(32768, len(body), 16384):
+        client.h2.send_data(upload, body[start : start + 16384])
+    client.h2.end_stream(upload)
+    client.send()
+    await asyncio.sleep(0.1)
+    assert server.buffered == held  # nobody read more meanwhile
+    # The client reads again: the queue drains, and the waiting request is served.
+    client.auto_acknowledge = True
+    client.h2.update_settings({SettingCodes.INITIAL_WINDOW_SIZE: 1 << 20})
+    client.send()
+    await client.wait(
+        lambda: all(s in client.ended for s in [*downloads, upload]), timeout=20, what="all"
+    )
+    assert all(len(client.bodies[s]) == 2_000_000 for s in downloads)
+    status, answer = await client.response(upload)
+    assert status == 200 and b'"size": 51200' in answer
+    assert hashlib.sha256(body).hexdigest().encode() in answer
+    assert server.buffered == 0
+
+
+async def test_an_unfinished_header_block_times_out(gateway):
+    client = connect(gateway)
+    client.receive()
+    block = b"\x82\x86\x84"  # GET http / (static table), no END_HEADERS
+    client.server.data_received(raw_frame(0x1, 0x1, 1, block))
+    server = client.server
+    assert server.timer_reason == "header"
+    server.check_deadlines(server.deadline + 0.1)
+    client.receive()
+    assert client.goaway is not None and client.goaway.last_stream_id == 0
+    assert client.transport.eof_written
+
+
+async def test_a_lingering_connection_is_aborted_in_the_end(gateway):
+    client = connect(gateway)
+    client.receive()
+    client.server.data_received(raw_frame(0x0, 0, 0, b"x"))  # DATA on stream 0: an error
+    server = client.server
+    assert server.closing and server.timer_reason == "linger"
+    assert not client.transport.closed
+    server.check_deadlines(server.deadline + 0.1)
+    assert client.transport.closed
+
+
+async def test_a_request_reset_while_it_waits_lets_go_of_its_body(gateway):
+    client = connect(gateway, window=0)
+    client.auto_acknowledge = False
+    server = client.server
+    for _ in range(6):
+        client.request("/bytes/2000000")
+    await client.wait(lambda: server.buffered > server.connection_high_water, what="a full queue")
+    upload = client.open("/count")
+    for _ in range(4):
+        client.h2.send_data(upload, b"z" * 16384)
+    client.send()
+    waiting = server.streams[upload]
+    assert server.deferred == [waiting] and len(b"".join(waiting.deferred)) == 65536
+    client.h2.reset_stream(upload, ErrorCodes.CANCEL)
+    client.send()
+    # Forgotten at once, with what it held, and its bytes are given back to the window.
+    assert upload not in server.streams and not server.deferred
+    assert waiting.deferred is None and waiting.unacknowledged == 0

@@ -9,10 +9,17 @@ from __future__ import annotations
 from h2.config import H2Configuration
 from h2.connection import H2Connection
 from h2.errors import ErrorCodes
-from h2.events import DataReceived, RequestReceived, StreamEnded, TrailersReceived
+from h2.events import (
+    ConnectionTerminated,
+    DataReceived,
+    RequestReceived,
+    StreamEnded,
+    TrailersReceived,
+)
 from h2.settings import SettingCodes, Settings
 
-from dispa.proxy.h2_upstream import STREAM_WINDOW, H2UpstreamConnection
+from dispa.proxy import h2_upstream
+from dispa.proxy.h2_upstream import MAX_CONTROL_EVENTS, STREAM_WINDOW, H2UpstreamConnection
 from dispa.proxy.h2_upstream_pool import H2EndpointPool
 
 REQUEST = [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", b"a"), (b":path", b"/")]
@@ -22,6 +29,7 @@ class Transport:
     def __init__(self) -> None:
         self.buffer = bytearray()
         self.closed = False
+        self.aborted = False
 
     def write(self, data: bytes) -> None:
         self.buffer += data
@@ -31,6 +39,12 @@ class Transport:
 
     def close(self) -> None:
         self.closed = True
+
+    def abort(self) -> None:
+        self.closed = self.aborted = True
+
+    def get_write_buffer_size(self) -> int:
+        return len(self.buffer)  # what the upstream has not read yet
 
     def take(self) -> bytes:
         data, self.buffer = bytes(self.buffer), bytearray()
@@ -216,3 +230,70 @@ async def test_a_request_body_waits_for_window_and_pauses_the_client() -> None:
     (trailers,) = pair.of_kind(TrailersReceived)
     assert trailers.headers == [(b"grpc-timeout", b"1S")]
     assert len(pair.of_kind(RequestReceived)) == 1
+
+
+async def test_a_full_socket_keeps_request_bytes_in_their_stream() -> None:
+    pair = Pair(window=1_000_000)
+    pair.server.increment_flow_control_window(1_000_000)
+    recorder = Recorder()
+    stream = pair.stream(recorder, end_stream=False)
+    pair.client.pause_writing()  # the upstream reads slowly
+    stream.send_data(b"y" * 300_000)
+    stream.end_request()
+    assert not pair.transport.buffer  # held in the stream, bounded by its high-water mark
+    assert stream.output_bytes == 300_000
+    assert ("write_paused",) in recorder.events
+    pair.client.resume_writing()
+    pair.exchange()
+    assert sum(len(e.data) for e in pair.of_kind(DataReceived)) == 300_000
+    assert pair.of_kind(StreamEnded)
+    assert recorder.events[-1] == ("write_resumed",)
+
+
+async def test_an_upstream_that_asks_without_reading_is_dropped(monkeypatch) -> None:
+    monkeypatch.setattr(h2_upstream, "MAX_CONTROL_EVENTS", 10**9)  # not the flood count
+    pair = Pair()
+    recorder = Recorder()
+    pair.stream(recorder, end_stream=True)
+    pair.client.pause_writing()  # it stopped reading
+    for _ in range(80):  # 80,000 PINGs, each answered with a 17-byte PING ACK
+        for _ in range(1000):
+            pair.server.ping(b"12345678")
+        pair.client.data_received(pair.server.data_to_send())
+        if pair.transport.aborted:
+            break
+    assert pair.transport.aborted
+    assert len(pair.transport.buffer) < 2 * 1024 * 1024
+
+
+async def test_an_upstream_flooding_control_frames_is_dropped() -> None:
+    pair = Pair()
+    recorder = Recorder()
+    pair.stream(recorder, end_stream=True)
+    for _ in range(MAX_CONTROL_EVENTS - 10):  # the opening SETTINGS counted too
+        pair.server.ping(b"12345678")
+    pair.exchange()
+    assert not pair.transport.closed  # within the limit: answered
+    for _ in range(20):
+        pair.server.ping(b"12345678")
+    pair.client.data_received(pair.server.data_to_send())
+    assert pair.transport.aborted
+    events = pair.server.receive_data(pair.transport.take())
+    (goaway,) = [e for e in events if isinstance(e, ConnectionTerminated)]
+    assert goaway.error_code == ErrorCodes.ENHANCE_YOUR_CALM
+
+
+async def test_a_large_read_reaches_h2_in_slices_with_the_same_result() -> None:
+    pair = Pair(window=1 << 20)
+    recorder = Recorder()
+    stream = pair.stream(recorder, end_stream=True)
+    pair.server.send_headers(stream.stream_id, [(b":status", b"200")])
+    for _ in range(15):
+        pair.server.send_data(stream.stream_id, b"z" * 16384)
+    pair.server.end_stream(stream.stream_id)
+    data = pair.server.data_to_send()
+    assert len(data) > 3 * 65536
+    pair.client.data_received(data)
+    assert recorder.events[0] == ("head", 200)
+    assert b"".join(e[1] for e in recorder.events if e[0] == "data") == b"z" * 15 * 16384
+    assert recorder.events[-1] == ("end",)

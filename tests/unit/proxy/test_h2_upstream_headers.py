@@ -43,8 +43,7 @@ def test_pseudo_headers_come_first_and_host_becomes_authority():
 def test_hop_by_hop_fields_are_dropped_but_te_trailers_is_kept():
     block = forwarded(
         [
-            (b"Connection", b"keep-alive, X-Private"),
-            (b"X-Private", b"secret"),
+            (b"Connection", b"keep-alive"),
             (b"Keep-Alive", b"timeout=5"),
             (b"Transfer-Encoding", b"chunked"),
             (b"Upgrade", b"h2c"),
@@ -53,7 +52,8 @@ def test_hop_by_hop_fields_are_dropped_but_te_trailers_is_kept():
         ]
     )
     fields = dict(block)
-    for name in (b"connection", b"x-private", b"keep-alive", b"transfer-encoding", b"upgrade"):
+    # (Fields a Connection header names are removed when the request arrives: h1_parser.)
+    for name in (b"connection", b"keep-alive", b"transfer-encoding", b"upgrade"):
         assert name not in fields
     assert fields[b"te"] == b"trailers"
     assert fields[b"x-kept"] == b"1"

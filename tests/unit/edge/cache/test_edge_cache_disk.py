@@ -216,7 +216,7 @@ def test_a_failing_disk_evicts_instead_of_raising(tmp_path, monkeypatch, caplog)
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(disk_files_module.tempfile, "mkstemp", disk_full)
+    monkeypatch.setattr(disk_files_module, "write_private_file", disk_full)
     store.store(key("/0"), [], response("/0"))
     assert store.store(key("/1"), [], response("/1")) is True
     stats = store.statistics()
