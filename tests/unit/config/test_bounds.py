@@ -142,7 +142,7 @@ documents = st.dictionaries(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
 @given(documents)
 def test_any_document_is_a_config_or_a_list_of_problems(document):
     try:

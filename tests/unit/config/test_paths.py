@@ -203,13 +203,13 @@ def attempt(path: bytes, rules: dict) -> bytes | None:
         return None
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(paths, rules)
 def test_matches_the_reference(path, rules):
     assert attempt(path, rules) == reference(path, **rules)
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(paths, rules)
 def test_normalising_twice_is_normalising_once(path, rules):
     once = attempt(path, rules)
@@ -217,7 +217,7 @@ def test_normalising_twice_is_normalising_once(path, rules):
         assert normal(once, **rules) == once
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(paths, rules)
 def test_the_normal_form_has_no_dot_segments_nor_ambiguous_bytes(path, rules):
     result = attempt(path, rules)
@@ -234,7 +234,7 @@ def test_the_normal_form_has_no_dot_segments_nor_ambiguous_bytes(path, rules):
     assert set(result.decode("ascii")) <= PCHAR_RAW | {"%"} | set("0123456789ABCDEF")
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(paths, rules, st.randoms(use_true_random=False))
 def test_encoding_unreserved_characters_never_changes_the_meaning(path, rules, random):
     """What a route sees is the same however many unreserved characters a client encodes,

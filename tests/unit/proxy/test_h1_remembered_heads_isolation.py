@@ -138,7 +138,7 @@ def _plain(monkeypatch) -> None:
     monkeypatch.setattr(Exchange, "_answer_whole", Exchange._answer_in_steps)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(line=rounds())
 def test_remembered_heads_give_every_client_exactly_what_the_plain_path_gives(line):
     import pytest

@@ -106,7 +106,7 @@ rule_sets = st.builds(
 )
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(targets, rule_sets)
 def test_http1_and_http2_give_the_same_target_path_and_query(target, rules):
     try:
