@@ -16,9 +16,7 @@ _INTEGRATION = Path(__file__).resolve().parents[1] / "integration"
 if str(_INTEGRATION) not in sys.path:
     sys.path.insert(0, str(_INTEGRATION))  # its conftest imports ``support``
 
-_spec = importlib.util.spec_from_file_location(
-    "integration_harness", _INTEGRATION / "conftest.py"
-)
+_spec = importlib.util.spec_from_file_location("integration_harness", _INTEGRATION / "conftest.py")
 integration_harness = importlib.util.module_from_spec(_spec)
 sys.modules["integration_harness"] = integration_harness
 _spec.loader.exec_module(integration_harness)

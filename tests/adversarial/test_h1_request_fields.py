@@ -28,9 +28,7 @@ def gateway(processes, tmp_path):
 
 
 def _field_lines(head: bytes, name: bytes) -> list[bytes]:
-    return [
-        line for line in head.split(b"\r\n")[1:] if line.lower().startswith(name + b":")
-    ]
+    return [line for line in head.split(b"\r\n")[1:] if line.lower().startswith(name + b":")]
 
 
 def test_request_trailers_never_become_head_fields(gateway):

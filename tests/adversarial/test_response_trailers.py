@@ -25,8 +25,11 @@ def _plain() -> bytes:
 def _get(port: int, path: str, extra: bytes = b"") -> bytes:
     with socket.create_connection((HOST, port), timeout=5) as sock:
         sock.sendall(
-            b"GET " + path.encode() + b" HTTP/1.1\r\nHost: t.test\r\nConnection: close\r\n"
-            + extra + b"\r\n"
+            b"GET "
+            + path.encode()
+            + b" HTTP/1.1\r\nHost: t.test\r\nConnection: close\r\n"
+            + extra
+            + b"\r\n"
         )
         return read_until_closed(sock, timeout=5, idle=2)
 
