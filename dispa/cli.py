@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import sys
 
 from dispa import __version__
 from dispa.config.errors import ConfigError
 from dispa.config.load import load_file
+from dispa.observe.log_levels import LogLevel, configure_logging, parse_log_level
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -23,8 +23,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-level",
         default=os.environ.get("DISPA_LOG_LEVEL", "info"),
-        choices=["debug", "info", "warning", "error"],
-        help="how much to log (default: info)",
+        type=_log_level,
+        metavar="LEVEL",
+        help="how much Dispa logs: debug, info, warning or error (default: info, or "
+        "$DISPA_LOG_LEVEL); libraries log warnings only, unless LEVEL ends in ':all' "
+        "(e.g. debug:all)",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
@@ -105,7 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ai = commands.add_parser("ai", help="the learning module's tools: ai score FILE.csv")
     ai.add_argument("tool", choices=["score"], help="score: anomaly scores of a CSV series")
-    purge = commands.add_parser("purge", help="purge cached responses on every edge")
+    purge = commands.add_parser(
+        "purge", help="purge cached responses: every edge (a core's admin), or one gateway's"
+    )
     purge.add_argument(
         "--admin", default=default_admin, required=default_admin is None, help=admin_help
     )
@@ -138,6 +143,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _log_level(text: str) -> LogLevel:
+    try:
+        return parse_log_level(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 # Commands with their own argument parsers, handed the rest of the command line.
 DELEGATED = {
     ("register",): ("dispa.discovery.register", "main_register"),
@@ -154,11 +166,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return getattr(importlib.import_module(module), function)(argv[len(words) :])
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(args.log_level)
     try:
         return COMMANDS[args.command](args)
     except ConfigError as error:

@@ -77,7 +77,9 @@ DESCRIPTIONS: dict[str, str] = {
     "on a keep-alive one. A connection that sent nothing is then closed; one that sent part "
     "of a head gets 408 and is closed.",
     "listeners[].limits.body_timeout": "Longest pause between two pieces of a request body; "
-    "otherwise 408 (or the connection is cut if the response has already started).",
+    "otherwise 408 (or the connection is cut if the response has already started). Not "
+    "applied, nor `min_body_rate`, to a gRPC call to an `h2` upstream: a stream's client "
+    "may stay quiet while the server streams (its deadline and `timeouts.idle` bound it).",
     "listeners[].limits.idle_timeout": "How long a keep-alive connection may sit idle between "
     "requests before the gateway closes it.",
     "listeners[].limits.max_requests_per_connection": "Requests served on one client "
@@ -87,7 +89,7 @@ DESCRIPTIONS: dict[str, str] = {
     "unreadable file, invalid PEM or key that is not its certificate's). A reload (SIGHUP) "
     "re-reads them even when the config is unchanged: renewed files at the same paths are "
     "served to new connections, while the listening socket and open connections stay. "
-    "Relative paths are read from the gateway's working directory.",
+    "Relative paths are read beside the config file.",
     "listeners[].tls.certificates": "Server certificates, each chosen by SNI against its "
     "own DNS names (subjectAltName, else the common name); `*.example.com` covers one label. "
     "Exact names win over wildcards, an earlier certificate over a later one; a name no "
@@ -97,7 +99,9 @@ DESCRIPTIONS: dict[str, str] = {
     "listeners[].tls.certificates[].key": "PEM file: the certificate's private key, unencrypted.",
     "listeners[].tls.min_version": "Oldest TLS version accepted: `1.2` or `1.3`.",
     "listeners[].tls.alpn": "Protocols the listener agrees to by ALPN, most preferred first "
-    "(`http/1.1`, `h2`); a client that offers none of them gets no ALPN answer.",
+    "(`h2`, `http/1.1`). A client that offers only others gets no ALPN answer, and the "
+    "log says so (a warning, at most once a minute per listener, with its address and "
+    "what it offered).",
     "listeners[].tls.client_auth": "Client certificates (mTLS). A verified certificate's "
     "subject and subjectAltNames are the request's client identity.",
     "listeners[].tls.client_auth.mode": "`off`: none asked for. `optional`: asked for; a "
@@ -146,9 +150,25 @@ DESCRIPTIONS: dict[str, str] = {
     "routes[].geo": "`nearest`: each client goes to the endpoints of the nearest region with "
     "an available endpoint, falling back to the next nearest; needs endpoints with a "
     "`region`. `off`: balance over all endpoints.",
-    "routes[].cache": "On edge nodes, responses of this route may be stored in the shared "
-    "cache and served from it, following RFC 9111 (Cache-Control, Expires, Vary, "
-    "validators) and RFC 5861 (stale-while-revalidate, stale-if-error).",
+    "routes[].cache": "Responses of this route may be stored in the shared cache and served "
+    "from it, following RFC 9111 (Cache-Control, Expires, Vary, validators) and RFC 5861 "
+    "(stale-while-revalidate, stale-if-error): on edges (their file's `cache`) and on a "
+    "single gateway (this file's [`cache`](#cache)). Core nodes do not cache: they serve "
+    "such a route uncached.",
+    # cache: the gateway file's, and an edge's (the same section)
+    "cache.memory": "Bytes of compressed stored responses held in memory. Beyond it the "
+    "least recently used are evicted: to the disk tier when there is one, else dropped. "
+    "A reload (single gateway) that lowers it evicts the same way; what fits stays.",
+    "cache.disk_dir": "Directory of an optional disk tier, which takes what memory evicts; a "
+    "response found there moves back to memory. Its index is rebuilt from the files at "
+    "start. Left out, there is no disk tier. Folders are made 0700 and files 0600, whatever "
+    "the umask. A reload that changes it empties the cache (the old tier's files are "
+    "deleted). With `dispa run --workers N`, each worker keeps its own tier in "
+    "`DIR/worker-INDEX`.",
+    "cache.disk_size": "Bytes the disk tier may hold; beyond it the least recently used are "
+    "removed. Used only with `disk_dir`; 0 turns the disk tier off.",
+    "cache.max_entry": "Largest response stored (counted uncompressed). A larger one streams "
+    "through to the client and is not stored.",
     "upstreams[].health": "Active health checks. Left out, endpoints are not probed and only "
     "outlier detection takes them out of service.",
     "upstreams[].health.path": "Path of the `GET` sent to each endpoint; must start with `/`.",
@@ -191,9 +211,13 @@ DESCRIPTIONS: dict[str, str] = {
     "at most 64 KiB and has been received in full. A retry goes to another endpoint when "
     "there is one.",
     "upstreams[].retry.attempts": "Tries in total, the first one included; 1 turns retries off.",
-    "upstreams[].retry.retry_on": "What may be retried: `connect_failure`, `reset` "
+    "upstreams[].retry.retry_on": "What may be retried: `connect_failure` (the connection "
+    "or TLS handshake failed, or an HTTP/2 upstream refused the stream), `reset` "
     "(connection lost or broken response before the head; also a try cut by "
-    "`per_try_timeout`), and upstream statuses `502`, `503`, `504` (written bare or quoted).",
+    "`per_try_timeout`), and upstream statuses `502`, `503`, `504` (written bare or "
+    "quoted). By default only the first two, failures before any answer, as nginx's "
+    "`proxy_next_upstream error timeout`: a 5xx is the upstream's own answer, passed on "
+    "unless listed here (see the operator guide, Retries).",
     "upstreams[].retry.per_try_timeout": "Time limit of each try, if shorter than the "
     "response timeout. A try cut by it may be retried (as `reset`); without it, a response "
     "timeout ends the request with 504.",
@@ -203,13 +227,17 @@ DESCRIPTIONS: dict[str, str] = {
     "upstreams[].retry.min_retry_concurrency": "Retries always allowed at once, whatever "
     "`budget_percent` gives, so a quiet upstream can still retry.",
     "upstreams[].timeouts": "Time limits towards the endpoints.",
-    "upstreams[].timeouts.connect": "TCP connect to an endpoint. On failure: 502 "
-    "`upstream_connect_failure` (or a retry).",
+    "upstreams[].timeouts.connect": "TCP connect to an endpoint, TLS included. On failure: "
+    "502 `upstream_connect_failure` (or a retry). With `protocol: h2`, the endpoint's "
+    "SETTINGS must then come within the same time again, or 504 "
+    "`upstream_h2_handshake_timeout` (or a retry).",
     "upstreams[].timeouts.response": "From the start of a try (the connection included) to "
     "the first byte of the response head. Then: 504 `upstream_timeout`. A route's `timeout` "
-    "replaces it.",
+    "replaces it. Not for gRPC calls: see `grpc_response`.",
     "upstreams[].timeouts.idle": "Longest silence while a response body is streaming; then "
-    "the client connection is cut (the status line has already been sent).",
+    "the client connection is cut (the status line has already been sent), or a gRPC call "
+    "ends with grpc-status 4. For a gRPC call it also bounds the wait for the response "
+    "head, unless `grpc_response` is set.",
     "upstreams[].timeouts.tunnel_idle": "Longest silence in both directions of a WebSocket "
     "tunnel (after `101 Switching Protocols`); then both connections are closed. Unset: "
     "`idle` applies.",
@@ -295,8 +323,9 @@ DESCRIPTIONS: dict[str, str] = {
     "routes[].direct_response.body": "Body of the answer, sent as given.",
     "routes[].direct_response.headers": "Headers of the answer (Content-Length is added).",
     "routes[].filters": "Filters for this route, after the top-level `filters`.",
-    "routes[].timeout": "Replaces the upstream's `timeouts.response` for this route "
-    "(`retry.per_try_timeout` still applies when it is shorter).",
+    "routes[].timeout": "Replaces the upstream's `timeouts.response` for this route, and "
+    "bounds its gRPC calls' wait for a response head too (`retry.per_try_timeout` still "
+    "applies when it is shorter).",
     # filters: both at the top level and per route, same fields
     "{filters}[type=headers]": "Adds and removes request and response headers. An added "
     "header replaces one of the same name, so a value is never doubled.",
@@ -460,8 +489,8 @@ CORE_DESCRIPTIONS: dict[str, str] = {
     "node.region": "Where the core runs: registered with the cluster's members and shown by "
     "`dispa status`.",
     "node.data_dir": "Where the Raft journal and snapshots are kept (created if missing). One "
-    "directory per core, never shared or copied from another core. A relative path is taken "
-    "from the working directory. Whatever the umask, the directory is made 0700 (also when "
+    "directory per core, never shared or copied from another core. A relative path is read "
+    "beside this file. Whatever the umask, the directory is made 0700 (also when "
     "it exists) and every file Dispa writes in it 0600: it holds the whole cluster state.",
     "node.secret": "The cluster secret, the same on every core: Raft traffic is encrypted and "
     "authenticated with it, and a peer without it is ignored. Looked for here first, then in "
@@ -524,16 +553,6 @@ EDGE_DESCRIPTIONS: dict[str, str] = {
     "metrics). Its address is reported to the cores and shown by `dispa status`.",
     "cache": "The response cache of routes with `cache: true`. Responses are stored "
     "compressed; each lives in one tier, memory or disk.",
-    "cache.memory": "Bytes of compressed stored responses held in memory. Beyond it the "
-    "least recently used are evicted: to the disk tier when there is one, else dropped.",
-    "cache.disk_dir": "Directory of an optional disk tier, which takes what memory evicts; a "
-    "response found there moves back to memory. Its index is rebuilt from the files at "
-    "start. Left out, there is no disk tier. Folders are made 0700 and files 0600, whatever "
-    "the umask.",
-    "cache.disk_size": "Bytes the disk tier may hold; beyond it the least recently used are "
-    "removed. Used only with `disk_dir`; 0 turns the disk tier off.",
-    "cache.max_entry": "Largest response stored (counted uncompressed). A larger one streams "
-    "through to the client and is not stored.",
     "geo": "Where clients are, for `geo: nearest` routes.",
     "geo.database": "A MaxMind City or Country database (`.mmdb`, GeoIP2 or GeoLite2). With "
     "a City database regions are ranked by distance; with a Country database by "
@@ -569,6 +588,7 @@ EDGE_DESCRIPTIONS: dict[str, str] = {
 SHARED_SECTIONS: dict[type[BaseModel], str] = {
     schema.Listener: "listeners[]",
     schema.Admin: "admin",
+    schema.CacheSettings: "cache",
 }
 
 
@@ -602,7 +622,8 @@ CORE_FILE = ConfigFile(
     "listeners and admin address. To change it, edit it and restart the core. A bad file "
     "is refused before anything starts (exit status 2), each problem named with its path. "
     "What every node serves alike is the *shared config*, applied with `dispa apply` and "
-    "replicated with revisions; it is a gateway config without `listeners` and `admin`, "
+    "replicated with revisions; it is a gateway config without `listeners`, `admin` and "
+    "`cache` (cores do not cache), "
     "so its fields are those of [Fields](#fields) above.",
     example="""\
 # core-1 of three cores on one machine (deploy/examples/local/core-1.yaml)
@@ -649,7 +670,8 @@ cache:
   memory: 64MiB
   # disk_dir: run/edge-eu-cache      # a disk tier for what memory evicts
 geo:
-  database: tests/data/geoip/GeoIP2-City-Test.mmdb   # MaxMind's test City database
+  # Relative paths are read beside this file (deploy/examples/local/).
+  database: ../../../tests/data/geoip/GeoIP2-City-Test.mmdb   # MaxMind's test City database
   trusted_proxies: ["127.0.0.0/8"]   # believe X-Forwarded-For from these peers only
 rate_limits:
   fallback_share: 0.2   # no core grants leases: 20% of each limit, alone
@@ -728,6 +750,13 @@ LOCAL_REPLIES: dict[str, tuple[str, str]] = {
         "No connection to the endpoint: refused, unreachable, or longer than "
         "`timeouts.connect`, and no retry left.",
     ),
+    "upstream_h2_handshake_timeout": (
+        "504",
+        "`protocol: h2`: the endpoint accepted the connection (and TLS) but sent no HTTP/2 "
+        "SETTINGS within `timeouts.connect`, and no retry left. No request was sent: a "
+        "connect failure for `retry`, outlier detection and the circuit breaker; gRPC "
+        "clients get UNAVAILABLE. Logged as a warning naming the endpoint.",
+    ),
     "upstream_reset": (
         "502",
         "The endpoint closed the connection before a complete response head, and no retry left.",
@@ -749,7 +778,8 @@ LOCAL_REPLIES: dict[str, tuple[str, str]] = {
     "upstream_timeout": (
         "504",
         "No response head within the response timeout (`timeouts.response`, the route's "
-        "`timeout`, or `retry.per_try_timeout` on the last try).",
+        "`timeout`, or `retry.per_try_timeout` on the last try); for gRPC, "
+        "`timeouts.grpc_response`, else an upstream silent for `timeouts.idle`.",
     ),
     "grpc_deadline_exceeded": (
         "504",
@@ -831,6 +861,7 @@ class Row:
     type: str
     default: str
     description: str
+    reused: bool = False  # a section of the gateway file's, pointed to rather than repeated
 
 
 @dataclass
@@ -1086,7 +1117,7 @@ def walk(
                 default = f"as in {link}"
             if description:  # an undescribed field must still be reported
                 description += f" Same fields as the gateway file's {link}."
-        section.rows.append(Row(path, kind, default, description))
+        section.rows.append(Row(path, kind, default, description, reused is not None))
     return [section, *children]
 
 
@@ -1260,10 +1291,22 @@ def _local_replies_section() -> list[str]:
         "",
         "When a failure happens after the response head has been sent to the client "
         "(the endpoint resets mid-body, sends a broken body, or stays silent longer than "
-        "`timeouts.idle`), no reply is possible: the client connection is cut, and the "
+        "`timeouts.idle`), no reply is possible (but gRPC's, which ends with trailers "
+        "carrying grpc-status 4 after an idle timeout): the client connection is cut, and the "
         "access log line carries `upstream_reset`, `upstream_protocol_error` or "
         "`upstream_timeout`. A client that goes away before its answer is logged with "
         "status 499 and reason `client_disconnected`.",
+        "",
+        "A WebSocket tunnel is logged with status 101 when it ends, and its reason says who "
+        "ended it: `client_closed` (the client sent the first Close frame), "
+        "`upstream_closed` (the upstream did), `client_disconnected` (the client's "
+        "connection, or HTTP/2 stream, ended with no Close frame either way), "
+        "`upstream_reset` (the upstream's connection ended with no Close frame: it died "
+        "mid-session), `tunnel_idle_timeout` (no byte either way for `timeouts.tunnel_idle`), "
+        "`shutting_down` (still open when the gateway's drain ended) or "
+        "`upstream_protocol_error` (an HTTP/2 client's upstream answered the handshake "
+        "wrongly). The first Close frame decides, not which connection closed first: after "
+        "the close handshake the server hangs up first (RFC 6455 7.1.1), whoever began it.",
         "",
     ]
     return lines
@@ -1309,9 +1352,11 @@ def _tables(sections: list[Section]) -> list[str]:
 def _node_file_part(file: ConfigFile, sections: list[Section]) -> list[str]:
     lines = [f"## {file.title}", "", file.intro, ""]
     lines += ["```yaml", *file.example.rstrip("\n").splitlines(), "```", ""]
+    reused = [row.path for row in sections[0].rows if row.reused]
+    names = ", ".join(f"`{path}`" for path in reused[:-1]) + f" and `{reused[-1]}`"
     lines += [
-        "Paths in these tables are relative to this file. Rows for `listeners` and `admin` "
-        "point to the gateway's tables: the sections are the same.",
+        f"Paths in these tables are relative to this file. Rows for {names} point to the "
+        "gateway's tables: the sections are the same.",
         "",
     ]
     return lines + _tables(sections)
@@ -1337,6 +1382,17 @@ def render(parts: list[tuple[ConfigFile, list[Section]]]) -> str:
         "list `a`; `filters[type=headers]` is an entry of `filters` whose `type` is "
         "`headers`. A default of *see below* means the section is present with all its "
         "own defaults; *none* means the setting is off or absent unless written.",
+        "",
+        "**Files named in a config file.** A relative path (a certificate, key or CA, "
+        "the access log, a cache or data directory, the geo database, a discovery file, a "
+        "secret or token file) is read beside the config file that names it, whatever "
+        "folder Dispa was started from: with `/etc/dispa/gateway.yaml`, `certs/site.pem` is "
+        "`/etc/dispa/certs/site.pem`. Absolute paths are used as written; `~` is not "
+        "expanded. A config sent as text to a core's admin API (`dispa apply`, "
+        "`PUT /api/v1/config`) has no folder: a relative path there is refused, naming the "
+        "field, so write the absolute path of the file on the nodes. (Revisions stored "
+        "before this rule keep their relative paths, read from each node's working "
+        "directory.)",
         "",
         "The nodes of a cluster also read a file of their own: see "
         + " and ".join(f"[{file.title}]({_anchor(file.title)})" for file, _ in node_parts)
@@ -1368,12 +1424,12 @@ def file_problems(walked: dict[str, list[Section]]) -> list[str]:
     for model, path in SHARED_SECTIONS.items():
         if gateway.get(path) is not model:
             found.append(f"the gateway file has no `{path}` section of {model.__name__}")
-    node_only = {"listeners", "admin"}
+    node_only = {"listeners", "admin", "cache"}  # each node's own, never replicated
     gateway_fields = set(schema.Gateway.model_fields) - node_only
     if set(SharedConfig.model_fields) != gateway_fields:
         found.append(
-            "SharedConfig is no longer the gateway config without listeners and admin; "
-            "fix the core file's intro"
+            "SharedConfig is no longer the gateway config without listeners, admin and "
+            "cache; fix the core file's intro"
         )
     return found
 

@@ -132,7 +132,9 @@ class GatewayAI:
         for decision in self.steerer.update(verdict.endpoints, verdict.t):
             self.decisions_total += 1
             self.decisions.append(decision.document())
-            log.warning(
+            # Lowering a weight is a warning; recovering and restoring it are info.
+            log.log(
+                logging.WARNING if decision.action.startswith("lowered") else logging.INFO,
                 "AI steering: endpoint %s of upstream %s %s, weight factor %.2f: %s",
                 decision.endpoint,
                 decision.upstream,
@@ -183,7 +185,7 @@ class GatewayAI:
                 )
                 self.alert_log.append({"time": now, "state": "raised", **alert})
         for name in self.alerts.keys() - alerts.keys():
-            log.warning("AI capacity alert cleared: upstream %s forecast is within capacity", name)
+            log.info("AI capacity alert cleared: upstream %s forecast is within capacity", name)
             self.alert_log.append({"time": now, "state": "cleared", "upstream": name})
         self.alerts = alerts
 

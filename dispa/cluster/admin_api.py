@@ -27,6 +27,7 @@ from dispa.cluster.metrics import cluster_registry
 from dispa.config.bounds import load_json
 from dispa.config.cluster import SharedConfig
 from dispa.config.errors import ConfigError
+from dispa.config.file_paths import TEXT_CONTEXT
 from dispa.config.load import build_model, parse_text
 from dispa.config.schema import Gateway, Listener, split_address
 from dispa.config.validate import cross_check
@@ -39,13 +40,21 @@ NEW_MEMBER_CONNECT_TIMEOUT = 1.0
 _PLACEHOLDER_LISTENER = Listener(name="placeholder", address="127.0.0.1:0")
 
 
-def validate_shared(data: dict) -> SharedConfig:
-    """A shared config, or ConfigError with every problem and its path."""
+def validate_shared(data: dict, context: dict | None = None) -> SharedConfig:
+    """A shared config, or ConfigError with every problem and its path. ``context``:
+    how relative file paths are read (config/file_paths.py); none keeps them."""
     if isinstance(data, dict) and ("listeners" in data or "admin" in data):
         raise ConfigError(
             ["listeners and admin are set per node in its core config, not in the shared config"]
         )
-    return build_model(SharedConfig, data, cross_checks=_cross_check_shared)
+    if isinstance(data, dict) and "cache" in data:
+        raise ConfigError(
+            [
+                "cache is set per node: in each edge's own file (cores do not cache), not in the "
+                "shared config"
+            ]
+        )
+    return build_model(SharedConfig, data, cross_checks=_cross_check_shared, context=context)
 
 
 def _cross_check_shared(shared: SharedConfig) -> list[str]:
@@ -85,7 +94,8 @@ def cluster_routes(node) -> list:
             # few KiB (20,000 nested brackets) costs the scanner a second or more before
             # the depth bound stops it, while this loop also serves the data plane.
             data = await asyncio.to_thread(parse_text, text, "request body")
-            return validate_shared(data).model_dump(mode="json", exclude_unset=True)
+            # A new config refuses relative file paths: it has no folder to find them in.
+            return validate_shared(data, TEXT_CONTEXT).model_dump(mode="json", exclude_unset=True)
         except ConfigError as error:
             raise _ConfigRejected(error.problems) from None
 

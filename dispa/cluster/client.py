@@ -140,6 +140,14 @@ async def purge(admin: str, urls: list[str], tags: list[str]) -> int:
     )
     if code != 200:
         return _fail(code, body)
+    if "removed" in body:  # a single gateway's admin: it purged its own cache at once
+        pending = body.get("pending_workers")
+        print(
+            f"purged on the gateway: removed {body['removed']} cached responses "
+            f"({len(urls)} urls, {len(tags)} tags)"
+            + (f"; {pending} worker(s) still to apply it" if pending else "")
+        )
+        return EXIT_OK
     print(
         f"purge {body['seq']} committed ({len(urls)} urls, {len(tags)} tags); "
         "edges apply it from their watch stream"

@@ -179,7 +179,7 @@ class LeasedQuota:
         if granted == 0:
             slot.exhausted = True
         if self.cut_off:
-            log.warning("rate-limit quota leases succeed again: leaving fallback")
+            log.info("rate-limit quota leases succeed again: leaving fallback")
             self.cut_off = False
             self.fallback_limits.clear()
 

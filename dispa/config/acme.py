@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from dispa.config.file_paths import FilePath
 from dispa.config.units import Duration
 
 # A DNS name of letters, digits and hyphens, at least two labels (RFC 1123).
@@ -30,7 +31,7 @@ class Acme(Strict):
     email: str | None = None  # the account's contact, for expiry notices from the CA
     domains: tuple[str, ...] = Field(min_length=1, max_length=100)
     renew_before: Duration = 30 * 86400.0  # renew when the certificate expires within this
-    ca_bundle: str | None = Field(None, min_length=1)  # PEM roots for the directory's TLS
+    ca_bundle: FilePath | None = Field(None, min_length=1)  # PEM roots for the directory's TLS
 
     @field_validator("directory")
     @classmethod

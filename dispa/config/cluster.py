@@ -16,11 +16,13 @@ from pydantic import Field, field_validator, model_validator
 from dispa.config.acme import Acme
 from dispa.config.ai import Ai
 from dispa.config.discovery import Discovery
+from dispa.config.file_paths import FilePath
 from dispa.config.schema import (
     _NAME,
     AccessLog,
     Address,
     Admin,
+    CacheSettings,
     FilterConfig,
     Gateway,
     Listener,
@@ -99,9 +101,9 @@ class RaftSettings(Strict):
 class NodeSettings(Strict):
     id: str = Field(pattern=_NAME)
     region: str = Field("default", pattern=_NAME)
-    data_dir: str
+    data_dir: FilePath
     secret: str | None = None  # or secret_file, or the DISPA_CLUSTER_SECRET environment variable
-    secret_file: str | None = None
+    secret_file: FilePath | None = None
 
 
 class StoreSettings(Strict):
@@ -159,6 +161,8 @@ def gateway_for_node(node, shared: SharedConfig) -> Gateway:
         discovery=shared.discovery,
         ai=shared.ai,
         acme=shared.acme,
+        # An edge's own cache settings, so its /api/v1/config shows them (cores do not cache).
+        cache=getattr(node, "cache", CacheSettings()),
     )
 
 

@@ -26,6 +26,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from dispa.config.file_paths import FilePath
 from dispa.config.units import Duration
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -61,7 +62,7 @@ class ProviderBase(Strict):
 
 class FileProviderSettings(ProviderBase):
     type: Literal["file"]
-    path: str = Field(min_length=1)
+    path: FilePath = Field(min_length=1)
     interval: Duration = 1.0
 
 
@@ -105,7 +106,7 @@ class ConsulPoolSettings(Strict):
 class ConsulProviderSettings(ProviderBase):
     type: Literal["consul"]
     address: str = "http://127.0.0.1:8500"
-    token_file: str | None = None
+    token_file: FilePath | None = None
     wait: int = Field(60, ge=1, le=600)  # Consul caps a blocking query at 10 minutes
     pools: dict[PoolName, ConsulPoolSettings] = Field(min_length=1)
 
@@ -119,7 +120,7 @@ class KubernetesPoolSettings(Strict):
 
 class KubernetesProviderSettings(ProviderBase):
     type: Literal["kubernetes"]
-    kubeconfig: str | None = None  # None: in-cluster service account
+    kubeconfig: FilePath | None = None  # None: in-cluster service account
     context: str | None = None
     watch_timeout: int = Field(300, ge=10)
     pools: dict[PoolName, KubernetesPoolSettings] = Field(min_length=1)

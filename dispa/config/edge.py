@@ -10,25 +10,20 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from dispa.config.schema import _NAME, Address, Admin, Listener, Strict
-from dispa.config.units import Duration, Size
+# CacheSettings is the gateway file's `cache` section too (a single gateway caches alike).
+from dispa.config.file_paths import FilePath
+from dispa.config.schema import _NAME, Address, Admin, CacheSettings, Listener, Strict
+from dispa.config.units import Duration
 
 
 class EdgeSettings(Strict):
     name: str = Field(pattern=_NAME)
     region: str = Field("default", pattern=_NAME)  # its point of presence
-    data_dir: str  # the last applied config is persisted here
-
-
-class CacheSettings(Strict):
-    memory: Size = 64 * 1024 * 1024  # bytes of (compressed) responses held in memory
-    disk_dir: str | None = None  # an optional disk tier, for what memory evicts
-    disk_size: Size = 1024 * 1024 * 1024
-    max_entry: Size = 8 * 1024 * 1024  # larger responses are passed through, not stored
+    data_dir: FilePath  # the last applied config is persisted here
 
 
 class GeoSettings(Strict):
-    database: str | None = None  # a MaxMind City or Country database (.mmdb)
+    database: FilePath | None = None  # a MaxMind City or Country database (.mmdb)
     # The client address comes from X-Forwarded-For only when the connection comes from
     # one of these networks (a load balancer in front of the edge).
     trusted_proxies: tuple[str, ...] = ()

@@ -2,6 +2,9 @@
 
 Every problem is collected and reported at once with its path: shape errors from the
 schema first, then cross-reference errors from ``validate``.
+
+A config read from a file finds the files it names by relative paths beside it
+(file_paths.py): the file's folder goes to the models in the validation context.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from pydantic import ValidationError
 
 from dispa.config.bounds import MAX_TEXT_CHARS, BoundExceeded, bound_problems, load_yaml
 from dispa.config.errors import ConfigError, format_path
+from dispa.config.file_paths import file_context
 from dispa.config.schema import Gateway
 from dispa.config.validate import cross_check, raw_reference_problems
 
@@ -44,10 +48,11 @@ def parse_text(text: str, source: str = "") -> dict:
     return data
 
 
-def build_gateway(data: dict, source: str = "") -> Gateway:
+def build_gateway(data: dict, source: str = "", context: dict | None = None) -> Gateway:
+    """``context``: how relative file paths are read (file_paths.py); none keeps them."""
     _check_bounds(data, source)
     try:
-        gateway = Gateway.model_validate(data)
+        gateway = Gateway.model_validate(data, context=context)
     except ValidationError as exc:
         raise ConfigError(_describe(exc) + raw_reference_problems(data), source) from None
     problems = cross_check(gateway)
@@ -62,7 +67,8 @@ def load_text(text: str, source: str = "") -> Gateway:
 
 def load_file(path: str | Path) -> Gateway:
     path = Path(path)
-    return load_text(_read_config_file(path), str(path))
+    text = _read_config_file(path)
+    return build_gateway(parse_text(text, str(path)), str(path), file_context(path))
 
 
 def _read_config_file(path: Path) -> str:
@@ -140,15 +146,16 @@ def _clean_location(location: tuple) -> list[object]:
     return cleaned
 
 
-def build_model(model, data: dict, source: str = "", cross_checks=None):
+def build_model(model, data: dict, source: str = "", cross_checks=None, context=None):
     """Any config model from plain data, with every problem reported by path.
 
     ``cross_checks`` takes the built model and returns further problems (names that
     must exist, be unique); the gateway's own checks are used by ``build_gateway``.
+    ``context``: how relative file paths are read (file_paths.py); none keeps them.
     """
     _check_bounds(data, source)
     try:
-        built = model.model_validate(data)
+        built = model.model_validate(data, context=context)
     except ValidationError as exc:
         raise ConfigError(_describe(exc) + raw_reference_problems(data), source) from None
     problems = cross_checks(built) if cross_checks is not None else []
@@ -160,4 +167,6 @@ def build_model(model, data: dict, source: str = "", cross_checks=None):
 def load_model_file(model, path: str | Path, cross_checks=None):
     path = Path(path)
     text = _read_config_file(path)
-    return build_model(model, parse_text(text, str(path)), str(path), cross_checks)
+    return build_model(
+        model, parse_text(text, str(path)), str(path), cross_checks, file_context(path)
+    )

@@ -7,6 +7,7 @@ a setting silently ignored. Cross-references (a route naming an upstream) are ch
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -23,6 +24,7 @@ from dispa.config.acme import Acme
 from dispa.config.ai import Ai
 from dispa.config.authority import check_allowed_host, check_allowed_origin
 from dispa.config.discovery import Discovery, PoolReference
+from dispa.config.file_paths import FilePath
 from dispa.config.paths import is_normal, normal_form_hint
 from dispa.config.route_regex import header_regex, path_regex
 from dispa.config.units import Duration, Size
@@ -37,7 +39,14 @@ LB_POLICIES = (
     "maglev",
 )
 RETRY_CONDITIONS = ("connect_failure", "reset", "502", "503", "504")
+# By default only failures where the request cannot have reached the upstream's
+# application, or its answer never started, are retried (nginx's `error timeout`; Envoy
+# retries nothing without a policy): a 5xx answer is the application's, and retrying it
+# doubles the load on an origin that is already failing. 502/503/504 are opt-in.
+DEFAULT_RETRY_ON = ("connect_failure", "reset")
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+# An HTTP field name: a token (RFC 9110 section 5.1), here lower-cased.
+_FIELD_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9a-z-]+", re.ASCII)
 
 
 class Strict(BaseModel):
@@ -165,8 +174,8 @@ class Limits(Strict):
 class CertificateFiles(Strict):
     """One server certificate: PEM files, read when the config is loaded and on reload."""
 
-    cert: str = Field(min_length=1)  # the certificate, then any intermediates
-    key: str = Field(min_length=1)  # its private key, unencrypted
+    cert: FilePath = Field(min_length=1)  # the certificate, then any intermediates
+    key: FilePath = Field(min_length=1)  # its private key, unencrypted
 
 
 class ClientAuth(Strict):
@@ -174,7 +183,7 @@ class ClientAuth(Strict):
 
     mode: Literal["off", "optional", "required"] = "off"
     # Checked even when left out, so that a mode without a CA names this field.
-    ca: str | None = Field(None, min_length=1, validate_default=True)
+    ca: FilePath | None = Field(None, min_length=1, validate_default=True)
     # Sends the verified client identity upstream in this header; a client's own copy is
     # always removed, so it cannot be forged.
     forward_header: str | None = Field(None, pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
@@ -203,7 +212,8 @@ class Tls(Strict):
     # Empty only with acme: true, where certificates come from the cluster's ACME manager.
     certificates: tuple[CertificateFiles, ...] = Field((), validate_default=True)
     min_version: Literal["1.2", "1.3"] = "1.2"
-    alpn: tuple[Literal["h2", "http/1.1"], ...] = Field(("http/1.1",), min_length=1)
+    # Both, as a plaintext listener accepts both: gRPC and HTTP/2 clients need h2.
+    alpn: tuple[Literal["h2", "http/1.1"], ...] = Field(("h2", "http/1.1"), min_length=1)
     client_auth: ClientAuth = ClientAuth()
 
     @field_validator("min_version", mode="before")
@@ -347,7 +357,7 @@ class Circuit(Strict):
 class Retry(Strict):
     attempts: int = Field(2, ge=1, le=10)  # total tries, first one included
     # Named retry_on, not "on": in YAML a bare `on:` key reads as the boolean true.
-    retry_on: tuple[str, ...] = RETRY_CONDITIONS
+    retry_on: tuple[str, ...] = DEFAULT_RETRY_ON
     per_try_timeout: Duration | None = None
     budget_percent: float = Field(20.0, ge=0, le=100)  # retries as a share of active requests
     min_retry_concurrency: int = Field(3, ge=0)
@@ -372,10 +382,19 @@ class Retry(Strict):
 
 
 class Timeouts(Strict):
-    connect: Duration = 2.0  # each new connection (TCP, TLS, h2 SETTINGS) -> 502 on failure
+    connect: Duration = 2.0  # TCP+TLS -> 502 on failure; then again for h2 SETTINGS -> 504
     response: Duration = 30.0  # request sent -> first byte of the response head -> 504
     idle: Duration = 60.0  # longest silence while streaming a response -> 504
     tunnel_idle: Duration | None = None  # silence both ways in a WebSocket tunnel; None: idle
+    # gRPC calls: a stream's first message (and its response head) may come at any time.
+    grpc_response: Duration | None = Field(
+        None,
+        description="How long a gRPC call waits for its response head, in place of "
+        "`response` (gRPC servers send the head with the first message, which a watch may "
+        "send minutes later). Left out: no such wait; the upstream's silence is bounded by "
+        "`idle`, before the head as after it, and the client's `grpc-timeout` ends the call "
+        "at its deadline. A route's `timeout` and `retry.per_try_timeout` still apply.",
+    )
 
 
 class Pool(Strict):
@@ -398,7 +417,7 @@ class UpstreamTls(Strict):
         description="Verify the endpoint's certificate chain and name. `false` accepts any "
         "certificate: for tests only, since anyone on the path can then read the traffic.",
     )
-    ca: str | None = Field(
+    ca: FilePath | None = Field(
         None,
         min_length=1,
         description="PEM file of the CAs that endpoint certificates must chain to. Left "
@@ -412,14 +431,14 @@ class UpstreamTls(Strict):
         "the endpoint's host when it is a name; an IP address is checked against the "
         "certificate's IP addresses, and no SNI is sent.",
     )
-    client_cert: str | None = Field(
+    client_cert: FilePath | None = Field(
         None,
         min_length=1,
         description="PEM client certificate (then any intermediates) for upstreams that "
         "require mutual TLS; needs `client_key`.",
     )
     # Checked even when left out, so a certificate without its key names this field.
-    client_key: str | None = Field(
+    client_key: FilePath | None = Field(
         None,
         min_length=1,
         validate_default=True,
@@ -741,9 +760,39 @@ class Admin(Strict):
 
 class AccessLog(Strict):
     enabled: bool = True
-    path: str = "-"  # "-" is standard output
+    path: FilePath = "-"  # "-" is standard output
     buffer_bytes: Size = 65536
     flush_interval: Duration = 1.0
+
+
+class CacheSettings(Strict):
+    """The response cache of routes with `cache: true`: an edge's, or a single gateway's."""
+
+    memory: Size = 64 * 1024 * 1024  # bytes of (compressed) responses held in memory
+    disk_dir: FilePath | None = None  # an optional disk tier, for what memory evicts
+    disk_size: Size = 1024 * 1024 * 1024
+    max_entry: Size = 8 * 1024 * 1024  # larger responses are passed through, not stored
+    targeted_fields: tuple[str, ...] = Field(
+        ("cdn-cache-control",),
+        description="Targeted cache-control fields this cache obeys (RFC 9213), in order of "
+        "precedence. The first one a response carries with a valid value rules what the "
+        "cache stores and for how long, over `Cache-Control` and `Expires`; all of them "
+        "still reach the client unchanged. Names are case-insensitive; `[]` turns this "
+        "off, so only `Cache-Control` and `Expires` count.",
+    )
+
+    @field_validator("targeted_fields")
+    @classmethod
+    def _targeted_field_names(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        lowered = tuple(name.lower() for name in names)
+        for name in lowered:
+            if not _FIELD_NAME.fullmatch(name):
+                raise ValueError(f"'{name}' is not a field name (a token, like cdn-cache-control)")
+            if name == "cache-control":
+                raise ValueError("list targeted fields only, not Cache-Control itself")
+        if len(set(lowered)) != len(lowered):
+            raise ValueError("a field is named twice")
+        return lowered
 
 
 class Gateway(Strict):
@@ -759,6 +808,14 @@ class Gateway(Strict):
     access_log: AccessLog = AccessLog()
     drain_timeout: Duration = 15.0  # SIGTERM: longest wait for in-flight requests
     discovery: Discovery = Discovery()  # providers of upstream endpoints
+    cache: CacheSettings = Field(
+        CacheSettings(),
+        description="The response cache of a single gateway (`dispa run`) for its routes "
+        "with `cache: true`; an edge has the same section in its own file, and core nodes do "
+        "not cache. Made when a route first caches (none before: no cost); left out, a "
+        "64 MiB memory cache. Kept across reloads with what it stored, new sizes applied; "
+        "with `--workers`, one per worker (see the operator guide, Cache responses).",
+    )
     ai: Ai = Field(
         Ai(),
         description="Online learning: request-rate forecasts, per-endpoint anomaly scores and "

@@ -135,6 +135,14 @@ class FollowingProvider:
     async def run(self, emit: Emit) -> None:
         async def publish(pools: Pools) -> None:
             view = normalized(pools)
+            if self.state.consecutive_failures:
+                # Each failure was a warning; the recovery is said once, at info.
+                log.info(
+                    "provider %s (%s) answers again after %d failures",
+                    self.name,
+                    self.kind,
+                    self.state.consecutive_failures,
+                )
             self.state.record_success(view, self.clock())
             self.backoff.reset()
             if view != self._last_view:

@@ -16,6 +16,9 @@ SERVE = "serve"  # answer with ``answer`` (fresh, or stale while it is refreshed
 FETCH = "fetch"  # go upstream with ``request_headers``; this exchange fetches for the key
 WAIT = "wait"  # another exchange fetches this key now: wait for it, then look again
 REFUSE = "refuse"  # only-if-cached and nothing usable is stored: 504
+# What ``invalidation`` hands an unsafe request (POST, PUT, DELETE ...), on any route: the
+# exchange goes upstream as usual, and ``plan_response`` drops what the write changed.
+INVALIDATE = "invalidate"
 
 
 class CachedAnswer(NamedTuple):
@@ -69,6 +72,11 @@ class ResponsePlan(NamedTuple):
 class ResponseCache(Protocol):
     def lookup(self, request, ctx, now: float) -> CacheVerdict: ...
 
+    def invalidation(self, request, ctx) -> CacheVerdict | None:
+        """An INVALIDATE verdict for a request whose method is not safe (None for a safe
+        one): its response head goes to ``plan_response``, which invalidates when it
+        succeeded."""
+
     def wait(self, key: str, resume) -> None:
         """Call ``resume()`` once the fetch in flight for ``key`` is done."""
 
@@ -106,6 +114,9 @@ class NullDownstream:
         pass
 
     def send_trailers(self, headers) -> None:
+        pass
+
+    def send_interim(self, status: int, reason: bytes, headers) -> None:
         pass
 
     def flush(self) -> None:

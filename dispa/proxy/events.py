@@ -61,6 +61,16 @@ class Response(NamedTuple):
     content_length: int | None  # None when chunked or close-delimited
 
 
+class InterimResponse(NamedTuple):
+    """A 1xx head before the final response (100, 102, 103 ...; a 101 is a Response: it
+    ends HTTP on the connection). It has no body and is never a final answer."""
+
+    stream_id: int
+    status: int
+    reason: bytes
+    headers: Headers
+
+
 class Data(NamedTuple):
     stream_id: int
     data: bytes
@@ -80,7 +90,7 @@ class StreamReset(NamedTuple):
     reason: str
 
 
-Event = Request | Response | Data | EndOfMessage | Trailers | StreamReset
+Event = Request | Response | InterimResponse | Data | EndOfMessage | Trailers | StreamReset
 
 
 def header_value(headers: Headers, lower_name: bytes) -> bytes | None:

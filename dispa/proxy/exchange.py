@@ -13,7 +13,15 @@ import time
 
 from dispa.proxy import local_reply as reasons
 from dispa.proxy.balancer.p2c_ewma import observe_latency
-from dispa.proxy.caching import FETCH, NULL_DOWNSTREAM, REFUSE, SERVE, WAIT, CachedAnswer
+from dispa.proxy.caching import (
+    FETCH,
+    INVALIDATE,
+    NULL_DOWNSTREAM,
+    REFUSE,
+    SERVE,
+    WAIT,
+    CachedAnswer,
+)
 from dispa.proxy.client_identity import with_identity_header
 from dispa.proxy.context import RequestContext
 from dispa.proxy.events import Response, header_value
@@ -21,6 +29,7 @@ from dispa.proxy.geo_select import region_ranking
 from dispa.proxy.grpc_status import DEADLINE_EXCEEDED, grpc_local_reply, status_fields
 from dispa.proxy.grpc_timeout import grpc_timeout_header, parse_grpc_timeout, with_grpc_timeout
 from dispa.proxy.h1_writer import LAST_CHUNK, chunk, request_head, response_head
+from dispa.proxy.h2_handshake import H2HandshakeTimeout
 from dispa.proxy.h2_upstream_headers import request_block, trailer_fields, trailer_section
 from dispa.proxy.local_reply import LocalReply, error_reply
 from dispa.proxy.retry_policy import may_retry, retry_condition_for_status
@@ -167,14 +176,15 @@ class Exchange:
             else:
                 self.reply(route.redirect_reply(request, ctx.scheme))
             return
-        cached = (
-            route.cache
-            and self.gateway.cache is not None
-            and request.method in _CACHEABLE
-            and request.upgrade is None
-        )
-        if cached and self._consult_cache():
-            return
+        cache = self.gateway.cache
+        if cache is not None:
+            if request.method in _CACHEABLE:
+                if route.cache and request.upgrade is None and self._consult_cache():
+                    return
+            else:
+                # On any route: a write that succeeds drops what it changed from the
+                # cache (plan_response); None for a safe method.
+                self._cache = cache.invalidation(request, ctx)
         self._go_upstream()
 
     def _start_grpc(self) -> bool:
@@ -191,6 +201,15 @@ class Exchange:
                 self.reply(error_reply(400, reasons.GRPC_BAD_TIMEOUT))
                 return False
         return True
+
+    def body_may_pause(self) -> bool:
+        """True for a gRPC call to an HTTP/2 upstream: its client may stay quiet for as long
+        as it likes (a bidirectional stream while the server streams), so the listener's
+        body timeouts do not apply; the client's deadline and the upstream's idle timeout
+        bound the call. Asked only of a body still open, never per request. A request to
+        an HTTP/1.1 upstream cannot be gRPC, whatever it claims: the body rules hold."""
+        upstream = self.upstream
+        return self._grpc and upstream is not None and upstream.config.protocol == "h2"
 
     def _go_upstream(self) -> None:
         if self.request.has_body and not self.request_done and self._hold_or_count_body():
@@ -401,7 +420,8 @@ class Exchange:
     def on_downstream_lost(self) -> None:
         """The client went away: drop the upstream side, it cannot be reused mid-message."""
         if self.tunnel is not None:
-            self.tunnel.close("client_closed", client_gone=True)
+            # While draining, the gateway itself closed the client's connection.
+            self.tunnel.client_left(client_gone=True, gateway_stopping=self.gateway.draining)
             return
         if self.finished:
             return
@@ -443,7 +463,10 @@ class Exchange:
             return
         else:
             conn = None
-        self._arm_deadline(now + self.route.response_timeout, "response")
+        if self._grpc:
+            self._arm_grpc_wait(now)
+        else:
+            self._arm_deadline(now + self.route.response_timeout, "response")
         if conn is not None:
             self._attach(conn)
             return
@@ -476,7 +499,13 @@ class Exchange:
             return
         if error is not None:
             self.upstream.circuit.connection_closed()
-            self._upstream_failed("connect_failure", reasons.UPSTREAM_CONNECT, 502)
+            if isinstance(error, H2HandshakeTimeout):
+                # Connected, but the h2 endpoint never sent SETTINGS: a gateway timeout,
+                # as Envoy and nginx answer an upstream that accepts and says nothing.
+                reason, status = reasons.UPSTREAM_H2_HANDSHAKE_TIMEOUT, 504
+            else:
+                reason, status = reasons.UPSTREAM_CONNECT, 502
+            self._upstream_failed("connect_failure", reason, status)
             return
         conn = task.result()
         if conn.closed:
@@ -615,6 +644,16 @@ class Exchange:
         if conn is self.conn:
             self._on_response(response)
 
+    def on_interim_response(self, conn, interim) -> None:
+        """A 1xx head before the final one (102, 103 Early Hints ...): on to the client at
+        once, as the upstream sent it less hop-by-hop fields; never stored, no filter runs
+        on it, and the response timeout still waits for the final head. 100 Continue is
+        the gateway's own to send (the client's downstream sends it when the client asks):
+        the upstream's answers our forwarding and is not sent on, so a client never gets
+        two."""
+        if conn is self.conn and not self.response_started and interim.status != 100:
+            self.downstream.send_interim(interim.status, interim.reason, interim.headers)
+
     def on_whole_response(self, conn, response: Response, body: bytes) -> None:
         """Head, body and end in one read (the common small response): the three steps
         without the dispatch between them."""
@@ -748,6 +787,8 @@ class Exchange:
                 self._cache_body = []
                 self._cache_max = plan.max_bytes
                 self._cache.response = (response.reason, response.headers)
+            elif self._cache.action == INVALIDATE:
+                self._cache = None  # done at the head: the body is nothing to the cache
         if ctx.response_cookie is not None:
             headers = [*headers, (b"set-cookie", ctx.response_cookie)]
         if ctx.region is not None:
@@ -841,9 +882,15 @@ class Exchange:
                 log.exception("storing a response in the cache failed")
         return False
 
+    def on_upstream_eof(self, conn) -> None:
+        """The upstream closed its side: a body delimited by the close is complete (RFC
+        9112 6.3 item 8), so it ends cleanly, and may be stored."""
+        if conn is self.conn and self._close_delimited and not self.finished:
+            self._on_response_end(conn, clean=True)
+
     def on_upstream_lost(self, conn) -> None:
         if self.tunnel is not None:
-            self.tunnel.close("upstream_closed")
+            self.tunnel.upstream_left()
             return
         if conn is not self.conn or self.finished:
             return
@@ -982,6 +1029,19 @@ class Exchange:
         self.deadline = at
         self._deadline_kind = kind
 
+    def _arm_grpc_wait(self, now: float) -> None:
+        """A gRPC call's wait for its response head, which gRPC servers send with the
+        first message (a watch's may come minutes later): the route's `timeout` or the
+        upstream's `timeouts.grpc_response` when set, else the upstream's idle timeout,
+        the bound on its silence before the head as after it. The client's deadline, when
+        earlier, fires instead (_arm_deadline)."""
+        timeout = self.route.grpc_response_timeout
+        if timeout is not None:
+            self._arm_deadline(now + timeout, "response")
+        else:
+            self._last_activity = now
+            self._arm_deadline(now + self.upstream.config.timeouts.idle, "idle")
+
     def _cancel_response_timer(self) -> None:
         if self._deadline_kind == "response":
             self.deadline = NO_DEADLINE
@@ -1010,6 +1070,13 @@ class Exchange:
         if quiet_for < idle:
             self._arm_deadline(now + (idle - quiet_for), "idle")
             return
+        if not self.response_started:  # a gRPC call waiting for its head (_arm_grpc_wait)
+            self._drop_connection()
+            self.reply(error_reply(504, reasons.UPSTREAM_TIMEOUT))
+            return
+        if self._grpc:
+            self._end_grpc_stream(reasons.UPSTREAM_TIMEOUT)
+            return
         self.ctx.reason = reasons.UPSTREAM_TIMEOUT
         self._drop_connection()
         self.downstream.abort()
@@ -1025,13 +1092,18 @@ class Exchange:
             self._drop_connection()
             self.reply(error_reply(504, reasons.GRPC_DEADLINE))
             return
+        self._end_grpc_stream(reasons.GRPC_DEADLINE)
+
+    def _end_grpc_stream(self, reason: str) -> None:
+        """End a gRPC response under way with DEADLINE_EXCEEDED trailers, so the client
+        hears why (a reset would read as INTERNAL); the upstream's stream is cancelled."""
         ctx = self.ctx
-        ctx.reason = reasons.GRPC_DEADLINE
-        self.gateway.stats.record_local_reply(reasons.GRPC_DEADLINE)
+        ctx.reason = reason
+        self.gateway.stats.record_local_reply(reason)
         self._drop_connection()
         self.response_done = True
         downstream = self.downstream
-        message = reasons.GRPC_DEADLINE.replace("_", " ")
+        message = reason.replace("_", " ")
         downstream.send_trailers(status_fields(DEADLINE_EXCEEDED, message))
         downstream.send_end()
         if self.request_done:

@@ -46,10 +46,12 @@ _BY_STATUS = {
     503: UNAVAILABLE,
     504: DEADLINE_EXCEEDED,
 }
-# Where the reason says more than the status: a 504 for "only-if-cached" is no deadline.
+# Where the reason says more than the status: a 504 for "only-if-cached" is no deadline,
+# nor is one for an upstream that never opened its HTTP/2 connection (no request sent).
 _BY_REASON = {
     reasons.NOT_CACHED: UNAVAILABLE,
     reasons.SHUTTING_DOWN: UNAVAILABLE,
+    reasons.UPSTREAM_H2_HANDSHAKE_TIMEOUT: UNAVAILABLE,
 }
 
 

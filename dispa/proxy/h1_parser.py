@@ -11,6 +11,7 @@ import httptools
 from dispa.proxy.events import (
     Data,
     EndOfMessage,
+    InterimResponse,
     RepeatedHeaders,
     Request,
     Response,
@@ -53,6 +54,9 @@ _known_request_tables: dict[PathRules, dict[bytes, Request]] = {DEFAULT_RULES: _
 # What one upstream response's head (interim heads and trailers included) may hold: what
 # Envoy allows by default (60 KiB), rounded up. Past it the response is a protocol error.
 MAX_RESPONSE_HEAD_BYTES = 64 * 1024
+# What each interim (1xx) head counts against that bound besides its fields: its status
+# line and empty line, so that heads with no field at all are not free either.
+_INTERIM_HEAD_COST = 32
 # Lengths of the request header names read while parsing (host, x-request-id, expect,
 # content-length, transfer-encoding, upgrade, connection).
 _READ_LENGTHS = frozenset({4, 12, 6, 14, 17, 7, 10})
@@ -69,6 +73,10 @@ class ProtocolError(Exception):
 
 class UpgradeRequested(Exception):
     """The client asked for a tunnel (CONNECT) that this parser refuses."""
+
+
+class _Surplus(Exception):
+    """Bytes after the end of the response, raised from a callback to stop llhttp there."""
 
 
 class RequestParser:
@@ -402,10 +410,16 @@ class ResponseParser:
     llhttp cannot know that a response answers a HEAD request, so the caller says so with
     ``expect_no_body`` before feeding it; the parser then ends the message at the head and
     starts afresh for the next response.
+
+    Interim (1xx) heads are ``InterimResponse`` events before the final ``Response``. A
+    read that goes on after the end of the response (a body longer than its
+    Content-Length, a body to HEAD, a response nothing asked for) stops there: the rest
+    is dropped and ``surplus`` says so, since the connection is out of step for good.
     """
 
     __slots__ = (
         "_between_messages",
+        "_ended",
         "_events",
         "_head_bytes",
         "_head_spill",
@@ -416,6 +430,7 @@ class ResponseParser:
         "_reason",
         "expect_no_body",
         "stream_id",
+        "surplus",
         "tunnel_bytes",
     )
 
@@ -429,6 +444,8 @@ class ResponseParser:
         self._head_spill = 0  # bytes of the reads a head spans (see RequestParser.feed)
         self._interim = False  # the head just parsed was a 1xx: its end is not an event
         self._between_messages = True  # llhttp holds no byte of an unfinished response
+        self._ended = False  # a final response ended in the read being fed
+        self.surplus = False  # bytes came after the end of a response: never reuse
         self.stream_id = 0
         self.expect_no_body = False
         # Bytes that followed a 101 head in the same read: the first of the new protocol.
@@ -458,6 +475,7 @@ class ResponseParser:
                 if length:
                     return [response, _new(Data, (stream_id, data[-length:])), end]
                 return [response, end]
+        self._ended = False
         try:
             self._parser.feed_data(data)
             if self._in_head:
@@ -473,9 +491,15 @@ class ResponseParser:
             offset = upgrade.args[0] if upgrade.args and isinstance(upgrade.args[0], int) else 0
             self.tunnel_bytes = data[offset:]
         except httptools.HttpParserError as exc:
-            if isinstance(exc.__context__, ProtocolError):
+            if self._ended and self._parser.get_status_code() != 101:
+                # After the end of a response (a _Surplus from a callback, or data after
+                # "Connection: close"): what it was is forwarded, the rest dropped. (A 101
+                # that llhttp will not take for an upgrade is no response to forward.)
+                self.surplus = True
+            elif isinstance(exc.__context__, ProtocolError):
                 raise exc.__context__ from None
-            raise ProtocolError(502, "malformed response from upstream") from None
+            else:
+                raise ProtocolError(502, "malformed response from upstream") from None
         events, self._events = self._events, []
         if between_messages and self._between_messages and 2 <= len(events) <= 3:
             self._remember(data, events)
@@ -485,11 +509,12 @@ class ResponseParser:
         """A read that was one whole response framed by its length: keep what its head
         meant, with its header list shared from now on (RepeatedHeaders)."""
         response = events[0]
+        if type(response) is not Response:  # an InterimResponse first: not one whole answer
+            return
         length = response.content_length
         head_end = data.find(b"\r\n\r\n") + 4
         if (
-            type(response) is not Response
-            or type(events[-1]) is not EndOfMessage
+            type(events[-1]) is not EndOfMessage
             or not 200 <= response.status < 600
             or length is None
             or head_end + length != len(data)
@@ -505,6 +530,10 @@ class ResponseParser:
         events[0] = _new(Response, (response.stream_id, *meaning))
 
     def on_message_begin(self) -> None:
+        if self._ended:
+            # A second response in the read: nothing asked for it (an upstream connection
+            # carries one request at a time).
+            raise _Surplus()
         self._between_messages = False
         self._in_head = True
         self._head_spill = 0
@@ -529,8 +558,8 @@ class ResponseParser:
         self._reason = b""
         status = parser.get_status_code()
         if 100 <= status < 200 and status != 101:
-            self._interim = True
-            return  # interim responses are dropped; the final one follows
+            self._interim_head(status, reason, headers)
+            return
         content_length = None
         chunked = names_fields = False
         for name, value in headers:
@@ -563,21 +592,42 @@ class ResponseParser:
         )
         if self.expect_no_body:
             events.append(_new(EndOfMessage, (self.stream_id,)))
-            # Start over so the next response is parsed from a clean state.
+            # Start over so the next response is parsed from a clean state. (llhttp goes on
+            # with the rest of this read: body bytes there are surplus, see on_body.)
             self._parser = httptools.HttpResponseParser(self)
             self.expect_no_body = False
             self._between_messages = True
             self._head_bytes = 0
+            self._ended = True
+
+    def _interim_head(self, status: int, reason: bytes, headers: list) -> None:
+        """A 1xx head: an event of its own, and the response goes on. It counts against
+        the bound of the response's heads, with its status line."""
+        self._interim = True
+        self._head_bytes += len(reason) + _INTERIM_HEAD_COST
+        if self._head_bytes > MAX_RESPONSE_HEAD_BYTES:
+            raise ProtocolError(502, "response header too large")
+        for name, value in headers:
+            if len(name) == 10 and name.lower() == b"connection":
+                if names_more_hop_by_hop(value):
+                    headers = _without_named(headers)
+                break
+        self._events.append(_new(InterimResponse, (self.stream_id, status, reason, headers)))
 
     def on_body(self, body: bytes) -> None:
+        if self._ended:
+            raise _Surplus()  # a body after the end of a HEAD response
         self._events.append(_new(Data, (self.stream_id, body)))
 
     def on_message_complete(self) -> None:
-        self._between_messages = True
-        self._head_bytes = 0
         if self._interim:
+            # The final response is still to come: not between two responses yet, and
+            # its heads go on counting against one bound.
             self._interim = False
             return
+        self._between_messages = True
+        self._head_bytes = 0
+        self._ended = True
         trailers = self._headers
         if trailers:
             # The trailer section of a chunked response: its own event, and the list is

@@ -18,7 +18,7 @@ from dispa.proxy.client_connection import accept_connection, request_context
 from dispa.proxy.events import Data, EndOfMessage, Request, Trailers
 from dispa.proxy.exchange import NO_DEADLINE, Exchange
 from dispa.proxy.h1_parser import ProtocolError, RequestParser, UpgradeRequested
-from dispa.proxy.h1_writer import LAST_CHUNK, chunk, response_head
+from dispa.proxy.h1_writer import LAST_CHUNK, chunk, interim_head, response_head
 from dispa.proxy.h2_upstream_headers import accepts_trailers, trailer_section
 from dispa.proxy.local_reply import error_reply, reason_phrase
 from dispa.proxy.request_target import path_rules_of
@@ -70,6 +70,7 @@ class H1ServerConnection(asyncio.Protocol):
         "trailer_section",
         "transport",
         "tunnel",
+        "writing_paused",
     )
 
     def __init__(self, gateway, listener) -> None:
@@ -106,6 +107,7 @@ class H1ServerConnection(asyncio.Protocol):
         self.last_read = 0.0
         self.tunnel = None  # a Tunnel once a WebSocket upgrade is accepted: bytes go raw
         self.trailer_section: bytes | None = None  # the last chunk with response trailers
+        self.writing_paused = False  # the transport's buffer is over its high-water mark
 
     # ---------------------------------------------------------------- transport callbacks
 
@@ -174,7 +176,7 @@ class H1ServerConnection(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         if self.tunnel is not None:
-            self.tunnel.close("client_closed")
+            self.tunnel.client_left()
             return False
         # A half-closed client may still be waiting for its answer: keep writing.
         if self.exchange is None and not self.queue:
@@ -196,10 +198,12 @@ class H1ServerConnection(asyncio.Protocol):
         self.queue.clear()
 
     def pause_writing(self) -> None:
+        self.writing_paused = True
         if self.exchange is not None:
             self.exchange.on_downstream_write_paused()
 
     def resume_writing(self) -> None:
+        self.writing_paused = False
         if self.exchange is not None:
             self.exchange.on_downstream_write_resumed()
 
@@ -287,9 +291,11 @@ class H1ServerConnection(asyncio.Protocol):
             and not exchange.response_started
             and request.expect_continue
         ):
-            # Fix (integration tests): interim 1xx answers from upstreams are dropped, so a
-            # client waiting on "Expect: 100-continue" (curl, for bodies over 1 MiB) stalled
-            # until its own timeout. Being forwarded, the body is welcome: say so now.
+            # A client waiting on "Expect: 100-continue" (curl, for bodies over 1 MiB) would
+            # stall until its own timeout if it waited for the upstream's 100 (a body held
+            # whole, buffer_body_up_to, goes upstream only once it is all here). Being
+            # forwarded, the body is welcome: say so now. This is the request's one 100:
+            # the upstream's is not sent on (Exchange.on_interim_response).
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     # ---------------------------------------------------------------- the exchange calls these
@@ -325,6 +331,14 @@ class H1ServerConnection(asyncio.Protocol):
             keep_alive=keep_alive,
             request_id=request_id,
         )
+
+    def send_interim(self, status: int, reason: bytes, headers) -> None:
+        """An interim (1xx) head, at once. Not to an HTTP/1.0 client (RFC 9110 15.2), and
+        not to a client that is not reading: informational, so it is dropped rather than
+        buffered without end."""
+        if self.request_http10 or self.writing_paused or self.closing:
+            return
+        self.transport.write(interim_head(status, reason, headers))
 
     def send_body(self, data: bytes) -> None:
         if self.response_head_only or not data:

@@ -288,6 +288,14 @@ def _response_start(
     return b"".join(parts)
 
 
+def interim_head(status: int, reason: bytes, headers: Headers) -> bytes:
+    """An interim (1xx) head for an HTTP/1.1 client: the upstream's fields less the
+    hop-by-hop and framing ones, Via extended; no framing of its own (a 1xx has no
+    content, RFC 9110 15.2) and no request id (that is the final answer's)."""
+    fields = _response_fields(headers, True)
+    return _response_start(status, reason, fields, True, None, False, True) + b"\r\n"
+
+
 def _response_fields(headers: Headers, proxied: bool) -> tuple:
     """What the upstream's fields give the client's head (see _fields; a response's
     X-Forwarded-For is copied, and a local reply's Via too)."""

@@ -83,7 +83,7 @@ _GOAWAY = struct.Struct(">LL")
 # A header block made only of one-byte indexed fields (0x81-0xFE) changes no HPACK table:
 # it decodes the same until the next block that does.
 _NOT_ONE_BYTE_INDEXED = bytes(range(0x81, 0xFF))
-_RECENT_RESETS = 128  # streams we reset whose late frames are ignored, not errors
+_RECENT_RESETS = 128  # closed streams remembered, to tell late frames from errors
 # A header block made only of table references is remembered (it decodes the same until
 # the table changes) when it is at most this long: requests' blocks are tens of bytes, and
 # a long one (an HPACK bomb naming one large field thousands of times) must not be kept.
@@ -107,6 +107,7 @@ class _Stream:
         "announced",
         "content_length",
         "local_open",
+        "queued_in",
         "received",
         "recv_max",
         "recv_processed",
@@ -125,6 +126,7 @@ class _Stream:
         self.announced = False  # or the event that told the application of it
         self.content_length = -1  # the request's content-length, -1 if none
         self.received = 0  # request body bytes
+        self.queued_in = -1  # the output batch (engine._batch) that last took a frame of it
 
 
 def _window_increment(window: int, maximum: int, processed: int) -> int:
@@ -145,6 +147,7 @@ def _frame(kind: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes
 
 class H2ServerEngine:
     __slots__ = (
+        "_batch",
         "_block",
         "_block_cache",
         "_block_flags",
@@ -165,6 +168,7 @@ class H2ServerEngine:
         "_max_header_list_size",
         "_max_reset_streams",
         "_out",
+        "_peer_resets",
         "_preface_done",
         "_recent_closes",
         "_recent_resets",
@@ -216,10 +220,16 @@ class H2ServerEngine:
         self._settings_seen = False
         self._closed = False
         self._streams: dict[int, _Stream] = {}
+        # Closed streams, by how they closed (RFC 9113 5.1). Reset by us: what the client
+        # sent before our RST_STREAM reached it is ignored. Reset by the client: it sends
+        # nothing more there, so DATA or HEADERS is a stream error STREAM_CLOSED. Ended both
+        # ways: DATA or HEADERS is a connection error STREAM_CLOSED, where a lower id never
+        # opened is PROTOCOL_ERROR (5.1.1). Older closed streams are forgotten: their late
+        # frames are ignored.
         self._recent_resets: deque[int] = deque(maxlen=_RECENT_RESETS)
-        # Streams that ended both ways: a HEADERS there is STREAM_CLOSED, where a lower
-        # id never opened is PROTOCOL_ERROR (RFC 9113 5.1, 5.1.1).
+        self._peer_resets: deque[int] = deque(maxlen=_RECENT_RESETS)
         self._recent_closes: deque[int] = deque(maxlen=_RECENT_RESETS)
+        self._batch = 0  # counts the batches data_to_send has handed out
         self._remote_initial_window = DEFAULT_WINDOW
         self._conn_send_window = DEFAULT_WINDOW
         self._conn_recv_window = DEFAULT_WINDOW
@@ -257,6 +267,7 @@ class H2ServerEngine:
             return b""
         data = out[0] if len(out) == 1 else b"".join(out)
         out.clear()
+        self._batch += 1
         return data
 
     def _open_to_send(self, stream_id: int) -> _Stream:
@@ -267,6 +278,7 @@ class H2ServerEngine:
 
     def send_headers(self, stream_id: int, headers, end_stream: bool = False) -> None:
         stream = self._open_to_send(stream_id)
+        stream.queued_in = self._batch
         block = self.encoder.encode(headers)
         flags = END_STREAM if end_stream else 0
         limit = self.max_outbound_frame_size
@@ -291,6 +303,7 @@ class H2ServerEngine:
             raise H2ProtocolError(FRAME_SIZE_ERROR, "DATA larger than the client's frames")
         self._conn_send_window -= size
         stream.send_window -= size
+        stream.queued_in = self._batch
         self._window_update_credit += _WINDOW_UPDATES_PER_DATA_FRAME
         out = self._out
         flags = END_STREAM if end_stream else 0
@@ -378,6 +391,7 @@ class H2ServerEngine:
             if increment:
                 stream.recv_processed = 0
                 stream.recv_window += increment
+                stream.queued_in = self._batch
                 self._out.append(_frame(WINDOW_UPDATE, 0, stream_id, _U32.pack(increment)))
 
     def _give_back_connection(self, size: int) -> None:
@@ -434,6 +448,54 @@ class H2ServerEngine:
             raise
         return events
 
+    def _on_closed_stream(self, stream_id: int, kind: str) -> bool:
+        """DATA or HEADERS on a stream that is no longer open (RFC 9113 5.1, 6.1): raises
+        if the client could not have sent it in good faith; True if the stream is one we
+        reset (frames the client sent before our RST_STREAM reached it: ignored)."""
+        if stream_id in self._peer_resets:
+            # Answered once: the stream counts as reset by us from now on, so what the
+            # client still sends there is ignored, not answered again (5.4.2).
+            self._peer_resets.remove(stream_id)
+            raise StreamError(stream_id, STREAM_CLOSED)
+        if stream_id in self._recent_closes:
+            raise H2ProtocolError(STREAM_CLOSED, f"{kind} on a stream closed both ways")
+        return stream_id in self._recent_resets
+
+    def _unqueue(self, stream_id: int) -> None:
+        """The client reset a stream whose frames wait in the output (queued this turn of
+        the loop, before its RST_STREAM was read): they are dropped, so that nothing goes
+        out on the stream after the reset was read. DATA dropped gives its bytes back to
+        the connection's send window. Header blocks may be dropped: the encoder adds to no
+        HPACK table (h2_hpack.LiteralEncoder), and it is told to announce its table size
+        again in case the dropped block carried the announcement."""
+        out = self._out
+        kept: list = []
+        dropped_block = False
+        index, end = 0, len(out)
+        while index < end:
+            piece = out[index]
+            index += 1
+            size = (piece[0] << 16) | (piece[1] << 8) | piece[2]
+            # send_data queues a DATA frame's head and payload as two pieces.
+            payload_apart = len(piece) == 9 and size > 0
+            if _U32.unpack_from(piece, 5)[0] & 0x7FFFFFFF != stream_id:
+                kept.append(piece)
+                if payload_apart:
+                    kept.append(out[index])
+                    index += 1
+                continue
+            if payload_apart:
+                index += 1
+            kind = piece[3]
+            if kind == DATA:
+                self._conn_send_window += size
+            elif kind in (HEADERS, CONTINUATION):
+                dropped_block = True
+        out[:] = kept
+        if dropped_block:
+            encoder = self.encoder
+            encoder.header_table_size = encoder.header_table_size
+
     def _stream_error(self, stream_id: int, error_code: int, events: list) -> None:
         stream = self._streams.get(stream_id)
         self._reset(stream_id, error_code)
@@ -487,7 +549,9 @@ class H2ServerEngine:
             if stream is None:
                 self._count_control()  # a closed stream: nothing to do, but not free
                 return
-            self._recent_resets.append(stream_id)
+            self._peer_resets.append(stream_id)
+            if stream.queued_in == self._batch:
+                self._unqueue(stream_id)
             if stream.announced:
                 # Reset before the Protocol saw the request (the same read, as rapid reset
                 # sends them): it is skipped, and no exchange starts.
@@ -546,8 +610,12 @@ class H2ServerEngine:
         if stream is None:
             if stream_id > self.highest_inbound_stream_id:
                 raise H2ProtocolError(PROTOCOL_ERROR, "DATA on an idle stream")
-            # A stream already closed or reset: nobody will acknowledge these bytes.
+            # A stream already closed or reset: nobody will acknowledge these bytes, which
+            # still count against the connection window (RFC 9113 5.1): give them back.
             self._give_back_connection(size)
+            self._on_closed_stream(stream_id, "DATA")
+            if not size:
+                self._count_control()  # moves nothing, as on an open stream
             return
         ended = flags & END_STREAM
         if not size and not ended:
@@ -640,12 +708,11 @@ class H2ServerEngine:
         if stream_id % 2 == 0:
             raise H2ProtocolError(PROTOCOL_ERROR, "a client stream id must be odd")
         if stream_id <= self.highest_inbound_stream_id:
-            if stream_id in self._recent_resets:
-                self._count_control()  # decoded for the tables' sake, then dropped
-                return  # sent before our RST_STREAM reached the client
-            if stream_id in self._recent_closes:
-                raise H2ProtocolError(STREAM_CLOSED, "HEADERS on a closed stream")
-            raise H2ProtocolError(PROTOCOL_ERROR, "a new stream id must be higher")
+            # Decoded already, for the tables' sake; then answered by how the stream closed.
+            if not self._on_closed_stream(stream_id, "HEADERS"):
+                raise H2ProtocolError(PROTOCOL_ERROR, "a new stream id must be higher")
+            self._count_control()
+            return
         self.highest_inbound_stream_id = stream_id
         stream = self._streams[stream_id] = _Stream(
             self._remote_initial_window, self.initial_window

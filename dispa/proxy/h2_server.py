@@ -320,7 +320,8 @@ class H2ServerConnection(asyncio.Protocol):
             and stream.exchange is exchange
             and not exchange.response_started
         ):
-            # Interim answers from upstreams are dropped; the body is welcome: say so now.
+            # The body is welcome: say so now. The request's one 100: the upstream's is
+            # not sent on (Exchange.on_interim_response).
             with contextlib.suppress(H2ProtocolError):  # unless the client reset the stream
                 self.h2.send_headers(stream.stream_id, _CONTINUE)
 
@@ -659,6 +660,7 @@ class H2ServerConnection(asyncio.Protocol):
                 and not stream.paused_for
                 and not exchange.request_done
                 and not stream.body_unwanted
+                and not exchange.body_may_pause()
             ):
                 if now - stream.last_read >= body_timeout:
                     reason = reasons.CLIENT_TIMEOUT

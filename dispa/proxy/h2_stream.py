@@ -18,7 +18,7 @@ from h2.errors import ErrorCodes
 from dispa.proxy import local_reply as reasons
 from dispa.proxy.h2_engine import H2ProtocolError
 from dispa.proxy.h2_headers import response_headers
-from dispa.proxy.h2_websocket import CloseFrameWatcher, tunnel_response_headers
+from dispa.proxy.h2_websocket import tunnel_response_headers
 from dispa.proxy.local_reply import error_reply
 
 _PAUSE_REASONS = {"pending": 1, "upstream": 2, "deferred": 4}
@@ -32,7 +32,6 @@ OUTPUT_LOW_WATER = 64 * 1024
 class H2Stream:
     __slots__ = (
         "body_unwanted",
-        "close_watcher",
         "connection",
         "counted",
         "deferred",
@@ -93,7 +92,6 @@ class H2Stream:
         self.websocket_key: bytes | None = None
         self.tunnel = None
         self.held: list[bytes] = []
-        self.close_watcher: CloseFrameWatcher | None = None
 
     # ---------------------------------------------------------------- the exchange calls these
 
@@ -111,6 +109,27 @@ class H2Stream:
             return
         self.head_only = no_body
         self.head = response_headers(status, headers, content_length, request_id)
+
+    def send_interim(self, status: int, reason: bytes, headers) -> None:
+        """An interim (1xx) head: a HEADERS frame without END_STREAM (RFC 9113 8.1), out at
+        once, before the final head. Dropped while the connection's socket is full (it
+        is informational, not worth buffering), and on a WebSocket's CONNECT stream."""
+        connection = self.connection
+        if (
+            self.reset
+            or self.head_sent
+            or self.head is not None
+            or self.websocket_key is not None
+            or connection.write_paused
+            or connection.closing
+        ):
+            return
+        try:
+            block = response_headers(status, headers, None, None)
+            connection.h2.send_headers(self.stream_id, block)
+        except H2ProtocolError:
+            return  # closed by the peer in frames not yet seen as events
+        connection.transmit(self)
 
     def send_body(self, data: bytes) -> None:
         # Only queued: the flush after each upstream read (or send_end) sends it, so one
@@ -210,7 +229,6 @@ class H2Stream:
             self.send_local_reply(error_reply(502, reasons.UPSTREAM_PROTOCOL), head_only=False)
             tunnel.close(reasons.UPSTREAM_PROTOCOL)
             return
-        self.close_watcher = CloseFrameWatcher()
         self.head = response_headers(200, headers, None, None, proxied=False)
         self.connection.transmit(self)
         held, self.held = self.held, []
@@ -253,18 +271,17 @@ class H2Stream:
     def send_tunnel_bytes(self, data: bytes) -> None:
         if self.reset or self.end_queued:
             return
-        self.close_watcher.feed(data)
         self.output.append(data)
         self.output_bytes += len(data)
         self.connection.transmit(self)
 
     def end_tunnel(self) -> None:
-        """The tunnel closed. An upstream that hung up without a WebSocket Close frame died
-        mid-session: the stream is reset (CONNECT_ERROR). Otherwise it ends once what is
-        queued is out."""
+        """The tunnel closed. An upstream that hung up with no WebSocket Close frame sent
+        either way died mid-session: the stream is reset (CONNECT_ERROR). Otherwise it
+        ends once what is queued is out."""
         if self.reset or self.end_queued:
             return
-        if self.tunnel.close_reason == "upstream_closed" and not self.close_watcher.saw_close:
+        if self.tunnel.close_reason == reasons.UPSTREAM_RESET:
             self.connection.reset_stream(self, ErrorCodes.CONNECT_ERROR)
             return
         self.end_queued = True

@@ -28,6 +28,7 @@ from h2.events import (
     AlternativeServiceAvailable,
     ConnectionTerminated,
     DataReceived,
+    InformationalResponseReceived,
     PingAckReceived,
     PingReceived,
     PriorityUpdated,
@@ -43,6 +44,7 @@ from h2.events import (
 from h2.exceptions import ProtocolError
 from h2.settings import SettingCodes, Settings
 
+from dispa.proxy.events import InterimResponse
 from dispa.proxy.h2_upstream_headers import (
     MalformedResponse,
     response_from_block,
@@ -277,6 +279,20 @@ class H2UpstreamStream:
         if exchange is not None:
             exchange.on_response_head(self, response)
 
+    def on_interim(self, block) -> None:
+        """A 1xx HEADERS frame (103 Early Hints ...) before the final head: on to the
+        exchange as the HTTP/1.1 parser's InterimResponse would be."""
+        exchange = self.exchange
+        if exchange is None:
+            return
+        try:
+            head = response_from_block(self.stream_id, block)
+        except MalformedResponse:
+            return  # informational only: the final head decides whether the answer is bad
+        exchange.on_interim_response(
+            self, InterimResponse(self.stream_id, head.status, head.reason, head.headers)
+        )
+
     def on_data(self, data: bytes, flow_controlled_length: int) -> None:
         if self.closed:
             self.connection.acknowledge(self.stream_id, flow_controlled_length)
@@ -468,6 +484,8 @@ class H2UpstreamConnection(asyncio.Protocol):
                     stream.on_head(event.headers)
                 elif kind is TrailersReceived:
                     stream.on_trailers(event.headers)
+                elif kind is InformationalResponseReceived:
+                    stream.on_interim(event.headers)
                 elif kind is StreamEnded:
                     stream.on_end()
                 elif kind is StreamReset:

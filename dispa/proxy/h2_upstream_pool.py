@@ -16,6 +16,7 @@ import asyncio
 import logging
 import ssl
 
+from dispa.proxy.h2_handshake import H2HandshakeTimeout
 from dispa.proxy.h2_upstream import H2UpstreamConnection, H2UpstreamStream
 from dispa.proxy.upstream_tls import EndpointTls, describe_handshake_error
 
@@ -37,6 +38,7 @@ class H2EndpointPool:
         "port",
         "retired",
         "tls",
+        "upstream",
     )
 
     def __init__(
@@ -56,6 +58,7 @@ class H2EndpointPool:
         self.open_connections = 0
         self.retired = False
         self.tls = tls  # None: h2c on plain TCP
+        self.upstream = "?"  # the name of its upstream, for the log (set by upstream.py)
         self._connecting: asyncio.Task | None = None
         # Requests in connect() waiting for a stream slot: told when one frees up.
         self._room_waiters: list[asyncio.Future] = []
@@ -153,6 +156,8 @@ class H2EndpointPool:
                 waiter.set_result(None)
 
     async def _open(self, timeout: float) -> H2UpstreamConnection:
+        """A new connection, once the endpoint's SETTINGS came. ``timeout`` bounds TCP and
+        TLS, then, counted anew, the wait for the SETTINGS (H2HandshakeTimeout)."""
         loop = asyncio.get_running_loop()
         tls = self.tls
         connection = None
@@ -167,9 +172,10 @@ class H2EndpointPool:
                 )
                 if tls is not None:
                     _check_alpn(connection, self.address)
-                # Its SETTINGS say how many streams it takes; a peer that does not speak
-                # HTTP/2 fails here, as a connect failure.
-                await connection.settings_received
+            # Its SETTINGS say how many streams it takes; a peer that closes instead (one
+            # that does not speak HTTP/2) fails here as a connect failure, and one that
+            # says nothing at all with its own reason.
+            await _settings_within(connection, timeout, self.address)
         except ssl.SSLError as error:
             upstream = tls.upstream if tls is not None else "?"
             log.warning(
@@ -198,6 +204,22 @@ def _check_alpn(connection: H2UpstreamConnection, address: str) -> None:
         connection.close()
         log.warning("endpoint %s did not agree to HTTP/2 by ALPN (chose %s)", address, chosen)
         raise ConnectionError(f"{address} did not agree to h2 by ALPN")
+
+
+async def _settings_within(connection: H2UpstreamConnection, timeout: float, address: str) -> None:
+    try:
+        async with asyncio.timeout(timeout):
+            await connection.settings_received
+    except TimeoutError:
+        # One line per attempt, and attempts to an endpoint are one at a time (connect()
+        # shares them): a hung endpoint cannot flood the log.
+        log.warning(
+            "endpoint %s accepted the connection but sent no HTTP/2 SETTINGS within %gs "
+            "(is it an HTTP/2 server?)",
+            address,
+            timeout,
+        )
+        raise H2HandshakeTimeout(f"{address} sent no HTTP/2 SETTINGS within {timeout:g}s") from None
 
 
 def _retrieve_exception(task: asyncio.Task) -> None:

@@ -173,7 +173,9 @@ class ActiveHealthChecker:
             self._report_change(endpoint, target.state.healthy)
 
     def _report_change(self, endpoint: Endpoint, healthy: bool) -> None:
-        log.info("endpoint %s is now %s", endpoint.address, "healthy" if healthy else "unhealthy")
+        # Debug only: the listener (the upstream) logs each flip with its upstream's name,
+        # a warning going down and info coming back.
+        log.debug("endpoint %s is now %s", endpoint.address, "healthy" if healthy else "unhealthy")
         try:
             self.on_change(endpoint, healthy)
         except Exception:  # a faulty listener must not stop the probing

@@ -64,6 +64,8 @@ CLIENT_TIMEOUT = "client_timeout"
 UPSTREAM_CONNECT = "upstream_connect_failure"
 UPSTREAM_RESET = "upstream_reset"
 UPSTREAM_PROTOCOL = "upstream_protocol_error"
+# An HTTP/2 endpoint accepted the connection but sent no SETTINGS within timeouts.connect.
+UPSTREAM_H2_HANDSHAKE_TIMEOUT = "upstream_h2_handshake_timeout"
 NO_HEALTHY = "no_healthy_endpoint"
 CIRCUIT_OPEN = "circuit_open"
 UPSTREAM_TIMEOUT = "upstream_timeout"

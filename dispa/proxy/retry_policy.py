@@ -1,10 +1,13 @@
 """When a failed try may be retried, and how many retries may run at once.
 
 Retrying is only safe when repeating the request cannot do harm (an idempotent method)
-and the body can be sent again. The budget bounds retries as a share of the traffic, as
-Envoy's ``retry_budget`` does, so that an upstream in trouble is not hit with a storm of
-retries on top of its normal load (retries would otherwise multiply load exactly when
-the upstream can least afford it).
+and the body can be sent again. Which failures count is ``retry_on``; by default
+(``DEFAULT_RETRY_ON`` in the schema) only those before any answer, a refused connection
+or a reset before the response head, as nginx's ``proxy_next_upstream error timeout``:
+an upstream's 5xx is its answer, retried only when listed. The budget bounds retries
+as a share of the traffic, as Envoy's ``retry_budget`` does, so that an upstream in
+trouble is not hit with a storm of retries on top of its normal load (retries would
+otherwise multiply load exactly when the upstream can least afford it).
 """
 
 from __future__ import annotations

@@ -343,6 +343,9 @@ class Gateway:
             await asyncio.sleep(0.05)
         for connection in list(self.connections):
             connection.abort()
+        # The aborted connections' connection_lost runs on the next turn of the loop: let
+        # it, so the exchanges they cut off (open tunnels) are logged before the log closes.
+        await asyncio.sleep(0)
         await self.upstreams.stop()
         self.access_log.close()
         self._ticker.cancel()

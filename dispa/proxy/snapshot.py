@@ -24,6 +24,7 @@ class RouteRuntime:
         "cache",
         "direct_reply",
         "geo_nearest",
+        "grpc_response_timeout",
         "log_filters",
         "name",
         "prefix",
@@ -50,12 +51,19 @@ class RouteRuntime:
         # How long a try waits for the response head: fixed per snapshot, so worked out here
         # rather than on every request.
         self.response_timeout = None
+        self.grpc_response_timeout = None
         if upstream is not None:
             response_timeout = config.timeout or upstream.config.timeouts.response
             per_try = upstream.config.retry.per_try_timeout
             if per_try is not None and per_try < response_timeout:
                 response_timeout = per_try
             self.response_timeout = response_timeout
+            # gRPC calls skip timeouts.response: a watch's first message (which carries the
+            # response head) may come at any time. None: the upstream's idle bounds the wait.
+            grpc_timeout = config.timeout or upstream.config.timeouts.grpc_response
+            if per_try is not None and (grpc_timeout is None or per_try < grpc_timeout):
+                grpc_timeout = per_try
+            self.grpc_response_timeout = grpc_timeout
         self.geo_nearest = config.geo == "nearest"
         self.cache = config.cache
         self.redirect = config.redirect

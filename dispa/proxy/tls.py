@@ -17,6 +17,7 @@ import tempfile
 
 from dispa.config.schema import Tls
 from dispa.config.validate import read_certificates, tls_file_problems
+from dispa.proxy.tls_alpn import watch_client_hellos
 
 _VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 _VERIFY_MODES = {
@@ -199,6 +200,9 @@ class ListenerTls:
         # switches to: so this context gets every setting but the files.
         self.context = _settings(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), tls)
         self.context.sni_callback = self._pick_certificate
+        # What each client offers by ALPN, read before the SNI callback switches contexts:
+        # an offer with nothing this listener accepts is logged (tls_alpn.py).
+        watch_client_hellos(self.context, tls.alpn)
 
     def _pick_certificate(self, ssl_object, server_name, _initial_context) -> None:
         ssl_object.context = self.certificates.context_for(server_name)

@@ -106,7 +106,9 @@ class UpstreamRuntime:
             }
 
     def _on_health_change(self, endpoint: Endpoint, healthy: bool) -> None:
-        log.warning(
+        # Going bad is a warning; coming back is good news, said at info.
+        log.log(
+            logging.INFO if healthy else logging.WARNING,
             "endpoint %s of upstream %s is now %s",
             endpoint.address,
             self.name,
@@ -231,7 +233,7 @@ class UpstreamRuntime:
             released = self.outlier.release_due(now)
             if released:
                 for endpoint in released:
-                    log.warning(
+                    log.info(
                         "endpoint %s of upstream %s returns to service", endpoint.address, self.name
                     )
                 self.refresh(now)
@@ -272,12 +274,17 @@ class UpstreamRuntime:
         return {"name": self.name, "lb": self.config.lb, "endpoints": endpoints}
 
 
-def _new_pool(pool_class, host: str, port: int, pool_config, tls: EndpointTls | None):
+def _new_pool(
+    pool_class, host: str, port: int, pool_config, tls: EndpointTls | None, upstream: str
+):
     if tls is None:
-        return pool_class(host, port, pool_config.max_idle_per_endpoint, pool_config.idle_timeout)
-    return pool_class(
-        host, port, pool_config.max_idle_per_endpoint, pool_config.idle_timeout, tls=tls
-    )
+        pool = pool_class(host, port, pool_config.max_idle_per_endpoint, pool_config.idle_timeout)
+    else:
+        pool = pool_class(
+            host, port, pool_config.max_idle_per_endpoint, pool_config.idle_timeout, tls=tls
+        )
+    pool.upstream = upstream  # named in what its connections log
+    return pool
 
 
 def _tls_config(pool) -> UpstreamTls | None:
@@ -338,7 +345,7 @@ class UpstreamSet:
                 # they carry, new requests open connections of the new kind.
                 existing.pool.close_all()
                 existing.pool = _new_pool(
-                    pool_class, existing.host, existing.port, pool_config, endpoint_tls
+                    pool_class, existing.host, existing.port, pool_config, endpoint_tls, config.name
                 )
             elif endpoint_tls is not None:
                 # Same settings, files loaded afresh (a renewed CA): for new connections.
@@ -349,7 +356,7 @@ class UpstreamSet:
         host, port = split_address(address)
         endpoint = Endpoint(config.name, host, port, weight)
         endpoint_tls = tls.for_endpoint(host) if tls is not None else None
-        endpoint.pool = _new_pool(pool_class, host, port, pool_config, endpoint_tls)
+        endpoint.pool = _new_pool(pool_class, host, port, pool_config, endpoint_tls, config.name)
         self._endpoints[(config.name, address)] = endpoint
         return endpoint
 

@@ -13,7 +13,7 @@ import logging
 import ssl
 import time
 
-from dispa.proxy.events import Data, EndOfMessage, Response, Trailers
+from dispa.proxy.events import Data, EndOfMessage, InterimResponse, Response, Trailers
 from dispa.proxy.h1_parser import ProtocolError, ResponseParser
 from dispa.proxy.h2_upstream_headers import trailer_fields
 from dispa.proxy.upstream_tls import EndpointTls, describe_handshake_error
@@ -61,7 +61,7 @@ class UpstreamConnection(asyncio.Protocol):
         exchange = self.exchange
         if exchange is None:
             # Bytes on an idle connection mean the upstream broke framing; do not reuse it.
-            self.close()
+            self._drop_surplus(data)
             return
         exchange.gateway.now = time.monotonic()
         response = self.parser.known_response(data)
@@ -78,6 +78,10 @@ class UpstreamConnection(asyncio.Protocol):
             self.close()
             exchange.on_upstream_protocol_error(self)
             return
+        if self.parser.surplus:
+            # The response ended before the read did: it is forwarded as it was framed
+            # (nginx does the same), and the connection, out of step, is not reused.
+            self._drop_surplus(None)
         downstream = exchange.downstream
         if (
             len(events) == 3
@@ -106,12 +110,33 @@ class UpstreamConnection(asyncio.Protocol):
                     return
             elif kind is Trailers:
                 exchange.on_response_trailers(self, trailer_fields(event.headers))
+            elif kind is InterimResponse:
+                exchange.on_interim_response(self, event)
             else:  # the parser's only other event: EndOfMessage
                 exchange.on_response_end(self)
         # A response head held back for coalescing goes out now if no body came with it.
         downstream.flush()
 
+    def _drop_surplus(self, data: bytes | None) -> None:
+        """Bytes came after the end of a response (in the read that ended it, or later on
+        the idle connection): closed, never pooled, and said unless it is a response (a
+        408 that servers send before closing an idle connection)."""
+        self.close()
+        if data is None or not data.startswith(b"HTTP/"):
+            log.warning(
+                "endpoint %s of upstream %s sent bytes after the end of its response (a body "
+                "longer than its Content-Length, a body to HEAD or a response not asked for); "
+                "they were dropped and the connection closed",
+                self.pool.address,
+                self.pool.upstream,
+            )
+
     def eof_received(self) -> bool:
+        exchange = self.exchange
+        if exchange is not None and self.tunnel is None:
+            # A body with neither length nor chunked coding ends here, complete (RFC 9112
+            # 6.3): the exchange ends it as it would at an EndOfMessage.
+            exchange.on_upstream_eof(self)
         return False  # close our side too
 
     def connection_lost(self, exc) -> None:
@@ -197,6 +222,7 @@ class EndpointPool:
         "port",
         "retired",
         "tls",
+        "upstream",
     )
 
     def __init__(
@@ -209,6 +235,7 @@ class EndpointPool:
     ) -> None:
         self.host = host
         self.port = port
+        self.upstream = "?"  # the name of its upstream, for the log (set by upstream.py)
         self.address = f"{host}:{port}"
         self.max_idle = max_idle
         self.idle_timeout = idle_timeout

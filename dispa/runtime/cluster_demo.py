@@ -91,13 +91,14 @@ async def _wait_for_leader(deadline: float) -> bool:
     return False
 
 
-def _edge_config(example: Path, data: Path) -> Path:
-    """The example edge file, with its geo database made absolute (the demo runs in a
-    scratch folder, not in the repository)."""
+def _scratch_copy(example: Path, data: Path) -> Path:
+    """A copy of an example core or edge file in the scratch folder, so that its relative
+    ``data_dir`` (read beside the file) lands there and goes with it; the geo database
+    stays the example's own, made absolute."""
     config = yaml.safe_load(example.read_text())
     database = config.get("geo", {}).get("database")
     if database and not Path(database).is_absolute():
-        config["geo"]["database"] = str(examples_dir().parents[2] / database)
+        config["geo"]["database"] = str(example.parent / database)
     path = data / example.name
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
@@ -142,7 +143,7 @@ async def run_cluster_demo() -> int:
         for name, _, _ in CORES:
             cores.append(
                 _start(
-                    ["dispa", "core", "-c", str(examples / f"{name}.yaml")],
+                    ["dispa", "core", "-c", str(_scratch_copy(examples / f"{name}.yaml", data))],
                     data,
                     data / f"{name}.log",
                 )
@@ -168,7 +169,7 @@ async def run_cluster_demo() -> int:
         print("starting 2 edges (eu on 8181, us on 8182) ...", flush=True)
         edges = []
         for name, _, _ in EDGES:
-            config = _edge_config(examples / f"{name}.yaml", data)
+            config = _scratch_copy(examples / f"{name}.yaml", data)
             edges.append(_start(["dispa", "edge", "-c", str(config)], data, data / f"{name}.log"))
         processes += edges
         if not await _wait_for_edges(time.monotonic() + READY_WITHIN):

@@ -24,7 +24,11 @@ from dispa.config.schema import split_address
 from dispa.discovery.local import LocalDiscovery
 from dispa.discovery.status import DiscoveryCollector, providers_route
 from dispa.proxy.server import Gateway, ListenError
+from dispa.runtime.cache_admin import cache_routes
+from dispa.runtime.cache_metrics import CacheCollector, families_as_data
+from dispa.runtime.gateway_cache import GatewayCache
 from dispa.runtime.view import LocalGatewayView
+from dispa.runtime.worker_purges import PurgeFollower
 
 log = logging.getLogger("dispa.run")
 
@@ -58,6 +62,7 @@ class SingleProcessRunner:
         self.worker_index = worker_index
         self.stats_dir = Path(stats_dir) if stats_dir else None
         self.gateway: Gateway | None = None
+        self.cache: GatewayCache | None = None
         self.discovery: LocalDiscovery | None = None
         self.ai = None
         self.admin = None
@@ -69,6 +74,8 @@ class SingleProcessRunner:
         config = load_file(self.config_path)  # ConfigError goes to the CLI, exit status 2
         self._fingerprint = file_fingerprint(self.config_path)
         self.gateway = Gateway(reuse_port=self.reuse_port)
+        # Routes with `cache: true` are cached as on an edge (docs/operator-guide.md).
+        self.cache = GatewayCache(self.gateway, self.worker_index)
         # Upstreams bound to a discovery pool are served with the endpoints it finds.
         self.discovery = LocalDiscovery(self._apply_config)
         await self.discovery.apply_file_config(config, str(self.config_path))
@@ -80,8 +87,12 @@ class SingleProcessRunner:
                 LocalGatewayView(self.gateway),
                 host,
                 port,
-                [providers_route(self.discovery), *ai_routes],
-                [DiscoveryCollector(self.discovery), *ai_collectors],
+                [providers_route(self.discovery), *cache_routes(self.cache), *ai_routes],
+                [
+                    DiscoveryCollector(self.discovery),
+                    CacheCollector(lambda: self.gateway.cache),
+                    *ai_collectors,
+                ],
                 admin_config=config.admin,
             )
         self._install_signals()
@@ -141,7 +152,9 @@ class SingleProcessRunner:
             return True
 
     async def _apply_config(self, config, source: str) -> None:
+        self.cache.check(config)  # ListenError if its disk tier cannot be used
         await self.gateway.apply(config, source=source)
+        self.cache.apply(config)
 
     async def _watch_file(self) -> None:
         while True:
@@ -155,14 +168,20 @@ class SingleProcessRunner:
         view = LocalGatewayView(self.gateway)
         target = self.stats_dir / f"worker-{self.worker_index}.msgpack"
         scratch = target.with_suffix(".tmp")
+        purges = PurgeFollower(self.stats_dir, self.cache)
         while True:
+            purges.poll()  # cache purges the supervisor took (worker_purges.py)
             try:
                 payload = {
+                    "worker": self.worker_index,
                     "stats": self.gateway.stats.snapshot(),
                     "upstreams": view.upstreams_document(),
                     "config": view.config_document(),
                     "providers": self.discovery.providers_document(),
                     "ai": self.ai.document(),
+                    "cache": self.cache.statistics(),
+                    "cache_families": families_as_data(self.gateway.cache),
+                    "cache_purge": purges.document(),
                 }
                 scratch.write_bytes(msgpack.packb(payload, default=str))
                 os.replace(scratch, target)

@@ -26,7 +26,12 @@ from dispa.config.errors import ConfigError
 from dispa.config.load import load_file
 from dispa.config.schema import split_address
 from dispa.discovery.status import DiscoveryCollector, providers_route
+from dispa.observe.log_levels import configured_log_level
+from dispa.proxy.request_target import path_rules_of
+from dispa.runtime.cache_admin import workers_cache_routes
+from dispa.runtime.cache_metrics import WorkersCacheCollector
 from dispa.runtime.single import WATCH_INTERVAL, file_fingerprint
+from dispa.runtime.worker_purges import PurgeLog
 
 log = logging.getLogger("dispa.supervisor")
 
@@ -120,17 +125,27 @@ class Supervisor:
         self.processes: dict[int, asyncio.subprocess.Process] = {}
         self.stopping = asyncio.Event()
         self._fingerprint = file_fingerprint(self.config_path)
+        # Each worker caches on its own; purges reach them through this log.
+        self.purge_log = PurgeLog(self.stats_dir)
+        self.listeners = ()  # of the config last validated: purge URLs are checked against them
 
     async def run(self) -> int:
         config = load_file(self.config_path)
+        self.listeners = config.listeners
         host, port = split_address(config.admin.address)
         view = WorkersView(self.stats_dir, self.workers, self)
+        cache_routes = workers_cache_routes(
+            self.purge_log,
+            view.published,
+            self.workers,
+            lambda: [path_rules_of(listener.paths) for listener in self.listeners],
+        )
         admin = await start_admin(
             view,
             host,
             port,
-            [providers_route(view), *workers_ai_routes(view.published)],
-            [DiscoveryCollector(view)],
+            [providers_route(view), *cache_routes, *workers_ai_routes(view.published)],
+            [DiscoveryCollector(view), WorkersCacheCollector(view.published)],
             admin_config=config.admin,
         )
         loop = asyncio.get_running_loop()
@@ -199,7 +214,7 @@ class Supervisor:
     async def reload(self, why: str) -> None:
         self._fingerprint = file_fingerprint(self.config_path)
         try:
-            load_file(self.config_path)
+            self.listeners = load_file(self.config_path).listeners
         except ConfigError as error:
             log.error(
                 "config reload (%s) refused, the previous config keeps serving:\n%s",
@@ -234,6 +249,7 @@ _PR_SET_PDEATHSIG = 1
 def run_supervisor(config_path: str, workers: int) -> int:
     import uvloop
 
-    level = logging.getLevelName(logging.getLogger().getEffectiveLevel()).lower()
-    supervisor = Supervisor(config_path, workers, level)
+    # The level as given (``debug:all`` included): the root logger's level alone cannot
+    # tell ``debug`` (libraries at warning) from ``warning``.
+    supervisor = Supervisor(config_path, workers, str(configured_log_level()))
     return uvloop.run(supervisor.run())

@@ -14,12 +14,13 @@ Every loop here is bounded in count and time.
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from thread_server import ThreadServer
 
 HOST = "127.0.0.1"
 
@@ -33,7 +34,7 @@ def plain_answer(head: bytes, body: bytes, connection: int, index: int) -> bytes
     return b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(payload), payload)
 
 
-class RecordingUpstream:
+class RecordingUpstream(ThreadServer):
     """A raw upstream on 127.0.0.1 that records every byte and answers as scripted.
 
     ``received[n]`` holds every byte connection n sent; ``requests`` lists the heads of
@@ -41,90 +42,38 @@ class RecordingUpstream:
     """
 
     def __init__(self, answer: Answer = plain_answer, *, read_timeout: float = 30.0) -> None:
+        super().__init__(backlog=1024)
         self.answer = answer
         self.read_timeout = read_timeout
         self.received: list[bytearray] = []
         self.requests: list[bytes] = []
         self.bodies: list[bytes] = []
-        self.lock = threading.Lock()
-        self._server = socket.socket()
-        self._server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._server.bind((HOST, 0))
-        self._server.listen(1024)
-        self._server.settimeout(0.2)
-        self.port = self._server.getsockname()[1]
-        self.address = f"{HOST}:{self.port}"
-        self._stopping = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._sockets: list[socket.socket] = []
-        self._acceptor = threading.Thread(target=self._accept_loop, daemon=True)
-
-    def __enter__(self) -> RecordingUpstream:
-        self._acceptor.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     @property
     def connections(self) -> int:
         with self.lock:
             return len(self.received)
 
-    def close(self) -> None:
-        self._stopping.set()
-        self._acceptor.join(timeout=5)
-        self._server.close()
-        with self.lock:
-            sockets = list(self._sockets)
-        for sock in sockets:
-            # shutdown wakes a thread blocked in recv on it; close alone does not.
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            with contextlib.suppress(OSError):
-                sock.close()
-        for thread in self._threads:
-            thread.join(timeout=5)
+    def on_accept(self, sock: socket.socket, number: int) -> None:
+        self.received.append(bytearray())
 
-    def _accept_loop(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                sock, _ = self._server.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            with self.lock:
-                number = len(self.received)
-                self.received.append(bytearray())
-                self._sockets.append(sock)
-            thread = threading.Thread(target=self._serve, args=(sock, number), daemon=True)
-            self._threads.append(thread)
-            thread.start()
-
-    def _serve(self, sock: socket.socket, number: int) -> None:
+    def serve(self, sock: socket.socket, number: int) -> None:
         sock.settimeout(self.read_timeout)
         buffer = bytearray()
         index = 0
-        try:
-            while not self._stopping.is_set():
-                message = _read_request(sock, buffer, self.received[number], self.lock)
-                if message is None:
-                    return
-                head, body = message
-                with self.lock:
-                    self.requests.append(head)
-                    self.bodies.append(body)
-                reply = self.answer(head, body, number, index)
-                index += 1
-                if reply is None:
-                    return
-                sock.sendall(reply)
-        except OSError:
-            return
-        finally:
-            with contextlib.suppress(OSError):
-                sock.close()
+        while not self._stopping.is_set():
+            message = _read_request(sock, buffer, self.received[number], self.lock)
+            if message is None:
+                return
+            head, body = message
+            with self.lock:
+                self.requests.append(head)
+                self.bodies.append(body)
+            reply = self.answer(head, body, number, index)
+            index += 1
+            if reply is None:
+                return
+            sock.sendall(reply)
 
 
 def _read_more(sock: socket.socket, buffer: bytearray, record: bytearray, lock) -> bool:

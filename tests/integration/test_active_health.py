@@ -55,4 +55,10 @@ async def test_endpoint_flipped_down_then_up(processes: Processes, tmp_path: Pat
     await async_wait_until(lambda: state(one) == "healthy", what="'one' to be found healthy")
     assert await distribution(gateway, 20) == Counter(one=10, two=10)
     assert gateway.metric("dispa_endpoint_healthy", endpoint=one.address) == 1
-    assert "is now unhealthy" in gateway.stderr()
+    # Going bad is a warning; coming back is news, not a problem: info.
+    stderr = gateway.stderr()
+    went_bad = f"WARNING dispa.upstream: endpoint {one.address} of upstream app is now unhealthy"
+    came_back = f"INFO dispa.upstream: endpoint {one.address} of upstream app is now healthy"
+    assert went_bad in stderr, stderr
+    assert came_back in stderr, stderr
+    assert stderr.count(f"endpoint {one.address}") == 2, stderr  # each flip said once

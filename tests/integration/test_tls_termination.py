@@ -151,7 +151,8 @@ def test_sni_serves_each_name_its_certificate_and_the_first_by_default(
 def test_alpn_negotiates_http11_even_when_h2_is_offered(
     processes: Processes, tmp_path: Path, upstream_a: Upstream, pki: Pki
 ) -> None:
-    gateway = processes.gateway(tls_config(upstream_a, pki), tmp_path)
+    # An HTTP/1.1-only listener (the default accepts h2 too: test_tls_alpn.py).
+    gateway = processes.gateway(tls_config(upstream_a, pki, alpn=["http/1.1"]), tmp_path)
     client = TlsClient(gateway.port, "a.test", alpn=("h2", "http/1.1"))
     try:
         assert client.sock.selected_alpn_protocol() == "http/1.1"

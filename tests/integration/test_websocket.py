@@ -330,10 +330,13 @@ async def test_idle_tunnel_is_closed(gateway: Gateway) -> None:
 
 async def test_upstream_killed_mid_session(processes: Processes, tmp_path: Path) -> None:
     echo = echo_upstream(processes, "ws-doomed")
-    gateway = processes.gateway(websocket_config(echo), tmp_path / "gw")
+    workdir = tmp_path / "gw"
+    gateway = processes.gateway(websocket_config(echo, access_log=access_log(workdir)), workdir)
     async with (
         aiohttp.ClientSession() as session,
-        session.ws_connect(ws_url(gateway), timeout=WS_TIMEOUT) as ws,
+        session.ws_connect(
+            ws_url(gateway), headers={"X-Request-Id": "killed"}, timeout=WS_TIMEOUT
+        ) as ws,
     ):
         await ws.send_str("alive")
         assert (await receive(ws)).data == "alive"
@@ -343,16 +346,21 @@ async def test_upstream_killed_mid_session(processes: Processes, tmp_path: Path)
     # The gateway itself is fine and answers plain requests with a 502 now.
     status, _ = _get(gateway.url("/plain"))
     assert status == 502
+    # It hung up without a Close frame: not a WebSocket close but a connection that died.
+    assert (await tunnel_record(gateway, "killed"))["reason"] == "upstream_reset"
 
 
 async def test_drain_closes_tunnels_after_its_timeout(processes: Processes, tmp_path: Path) -> None:
     echo = echo_upstream(processes, "ws-drain")
-    config = websocket_config(echo)
+    workdir = tmp_path / "gw"
+    config = websocket_config(echo, access_log=access_log(workdir))
     config["drain_timeout"] = "1s"
-    gateway = processes.gateway(config, tmp_path / "gw")
+    gateway = processes.gateway(config, workdir)
     async with (
         aiohttp.ClientSession() as session,
-        session.ws_connect(ws_url(gateway), timeout=WS_TIMEOUT) as ws,
+        session.ws_connect(
+            ws_url(gateway), headers={"X-Request-Id": "drained"}, timeout=WS_TIMEOUT
+        ) as ws,
     ):
         await ws.send_str("draining soon")
         assert (await receive(ws)).data == "draining soon"
@@ -362,6 +370,91 @@ async def test_drain_closes_tunnels_after_its_timeout(processes: Processes, tmp_
         assert message.type in (WSMsgType.CLOSED, WSMsgType.CLOSE, WSMsgType.ERROR)
         await asyncio.to_thread(gateway.process.wait, WAIT)
         assert time.monotonic() - started < 8.0
+    # Neither side closed it: the gateway did, as it stopped.
+    assert (await tunnel_record(gateway, "drained"))["reason"] == "shutting_down"
+
+
+# ---------------------------------------------------------------- who closed it: the access log
+
+
+def access_log(workdir: Path) -> dict:
+    return {"enabled": True, "path": str(workdir / "access.log"), "flush_interval": "100ms"}
+
+
+async def tunnel_record(gateway: Gateway, request_id: str) -> dict:
+    """The access log record of the tunnel opened with ``X-Request-Id: request_id``."""
+    log_path = gateway.workdir / "access.log"
+
+    def record() -> dict | None:
+        lines = log_path.read_text().splitlines() if log_path.exists() else []
+        for line in lines:
+            found = json.loads(line)
+            if found["request_id"] == request_id:
+                return found
+        return None
+
+    found = await async_wait_until(record, timeout=WAIT, what=f"{request_id} in the access log")
+    assert found["status"] == 101, found
+    return found
+
+
+async def test_a_tunnel_the_client_closes_is_logged_client_closed(gateway: Gateway) -> None:
+    """The client sends the Close frame; the upstream answers it and hangs up first, as
+    RFC 6455 7.1.1 has servers do: still the client's close."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(
+            ws_url(gateway), headers={"X-Request-Id": "client-closes"}, timeout=WS_TIMEOUT
+        ) as ws,
+    ):
+        await ws.send_str("then I leave")
+        assert (await receive(ws)).data == "then I leave"
+        await asyncio.wait_for(ws.close(code=1000), WAIT)
+    assert (await tunnel_record(gateway, "client-closes"))["reason"] == "client_closed"
+
+
+async def test_a_tunnel_the_upstream_closes_is_logged_upstream_closed(gateway: Gateway) -> None:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(
+            ws_url(gateway), headers={"X-Request-Id": "upstream-closes"}, timeout=WS_TIMEOUT
+        ) as ws,
+    ):
+        await ws.send_str("close:4001:going away now")
+        assert (await receive(ws)).type == WSMsgType.CLOSE
+    assert (await tunnel_record(gateway, "upstream-closes"))["reason"] == "upstream_closed"
+
+
+async def test_a_client_that_hangs_up_without_a_close_frame_is_logged_disconnected(
+    gateway: Gateway,
+) -> None:
+    with raw_connection(gateway.port, timeout=WAIT) as (sock, stream):
+        sock.sendall(
+            b"GET /ws HTTP/1.1\r\nHost: example.test\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            b"Sec-WebSocket-Version: 13\r\nX-Request-Id: client-vanishes\r\n\r\n"
+        )
+        assert read_response(stream).status == 101
+        sock.sendall(client_frame(0x1, b"hello"))
+        assert read_frame(stream) == (0x1, b"hello")
+    # The socket closed with no Close frame: the client went away mid-session.
+    assert (await tunnel_record(gateway, "client-vanishes"))["reason"] == "client_disconnected"
+
+
+async def test_an_idle_tunnel_is_logged_with_its_timeout(gateway: Gateway) -> None:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(
+            ws_url(gateway, "/idle/ws"),
+            headers={"X-Request-Id": "idles"},
+            autoping=False,
+            timeout=WS_TIMEOUT,
+        ) as ws,
+    ):
+        await ws.send_str("then silence")
+        assert (await receive(ws)).data == "then silence"
+        assert (await receive(ws)).type in (WSMsgType.CLOSED, WSMsgType.CLOSE, WSMsgType.ERROR)
+    assert (await tunnel_record(gateway, "idles"))["reason"] == "tunnel_idle_timeout"
 
 
 # ---------------------------------------------------------------- raw frames

@@ -23,7 +23,7 @@ import pytest
 from conftest import HOST, Gateway, Processes, Upstream, http_get, make_config, wait_until
 from h2.errors import ErrorCodes
 from h2.settings import SettingCodes
-from test_websocket import echo_upstream, websocket_config
+from test_websocket import access_log, echo_upstream, websocket_config
 from websocket_h2_client import (
     BINARY,
     CLOSE,
@@ -62,6 +62,23 @@ def client(gateway: Gateway):
     client = WebSocketOverH2(gateway.port)
     yield client
     client.close()
+
+
+def tunnel_reason(gateway: Gateway, request_id: str) -> str:
+    """The reason the access log gives for the tunnel opened with that request id."""
+    log_path = gateway.workdir / "access.log"
+
+    def record() -> dict | None:
+        lines = log_path.read_text().splitlines() if log_path.exists() else []
+        for line in lines:
+            found = json.loads(line)
+            if found["request_id"] == request_id:
+                return found
+        return None
+
+    found = wait_until(record, timeout=WAIT, what=f"{request_id} in the access log")
+    assert found["status"] == 101, found
+    return found["reason"]
 
 
 def closes_seen(echo: Upstream) -> list[dict]:
@@ -196,9 +213,9 @@ def test_unknown_protocol_and_plain_connect_refused(client: WebSocketOverH2) -> 
 
 
 def test_close_from_the_client_reaches_the_upstream(
-    client: WebSocketOverH2, echo: Upstream
+    gateway: Gateway, client: WebSocketOverH2, echo: Upstream
 ) -> None:
-    assert client.open() == 200
+    assert client.open(request_id="h2-client-closes") == 200
     client.send_frame(TEXT, b"before close")
     assert client.receive_message() == (TEXT, b"before close")
     # The Close frame and END_STREAM together: the upstream is half-closed, and its own
@@ -213,10 +230,14 @@ def test_close_from_the_client_reaches_the_upstream(
         timeout=WAIT,
         what="the upstream to see close code 4002",
     )
+    # The client sent the first Close frame: its close, though the upstream hung up first.
+    assert tunnel_reason(gateway, "h2-client-closes") == "client_closed"
 
 
-def test_close_from_the_upstream_reaches_the_client(client: WebSocketOverH2) -> None:
-    assert client.open() == 200
+def test_close_from_the_upstream_reaches_the_client(
+    gateway: Gateway, client: WebSocketOverH2
+) -> None:
+    assert client.open(request_id="h2-upstream-closes") == 200
     client.send_frame(TEXT, b"close:4001:going away now")
     opcode, payload = client.receive_message()
     assert opcode == CLOSE
@@ -226,10 +247,13 @@ def test_close_from_the_upstream_reaches_the_client(client: WebSocketOverH2) -> 
     client.read_until(lambda: client.ended or client.reset_code is not None)
     assert client.ended
     assert client.reset_code in (None, ErrorCodes.NO_ERROR)
+    assert tunnel_reason(gateway, "h2-upstream-closes") == "upstream_closed"
 
 
-def test_client_reset_closes_the_upstream_side(client: WebSocketOverH2, echo: Upstream) -> None:
-    assert client.open("/ws?reset") == 200
+def test_client_reset_closes_the_upstream_side(
+    gateway: Gateway, client: WebSocketOverH2, echo: Upstream
+) -> None:
+    assert client.open("/ws?reset", request_id="h2-client-resets") == 200
     client.send_frame(TEXT, b"then reset")
     assert client.receive_message() == (TEXT, b"then reset")
     client.h2.reset_stream(client.stream_id, ErrorCodes.CANCEL)
@@ -240,10 +264,13 @@ def test_client_reset_closes_the_upstream_side(client: WebSocketOverH2, echo: Up
         timeout=WAIT,
         what="the upstream to see its connection closed",
     )
+    # RST_STREAM without a Close frame: the client went away mid-session.
+    assert tunnel_reason(gateway, "h2-client-resets") == "client_disconnected"
 
 
-def test_idle_tunnel_is_ended(client: WebSocketOverH2) -> None:
-    assert client.open("/idle/ws") == 200  # tunnel_idle: 1s on that route's upstream
+def test_idle_tunnel_is_ended(gateway: Gateway, client: WebSocketOverH2) -> None:
+    # tunnel_idle: 1s on that route's upstream
+    assert client.open("/idle/ws", request_id="h2-idles") == 200
     client.send_frame(TEXT, b"then silence")
     assert client.receive_message() == (TEXT, b"then silence")
     started = time.monotonic()
@@ -251,6 +278,7 @@ def test_idle_tunnel_is_ended(client: WebSocketOverH2) -> None:
     assert 0.5 < time.monotonic() - started < 5.0
     # The connection stays up for other streams.
     assert not client.closed
+    assert tunnel_reason(gateway, "h2-idles") == "tunnel_idle_timeout"
 
 
 def test_tunnel_logged_as_101(gateway: Gateway, client: WebSocketOverH2) -> None:
@@ -278,10 +306,11 @@ def test_tunnel_logged_as_101(gateway: Gateway, client: WebSocketOverH2) -> None
 
 def test_upstream_death_resets_the_stream(processes: Processes, tmp_path: Path) -> None:
     echo = echo_upstream(processes, "ws-h2-doomed")
-    gateway = processes.gateway(websocket_config(echo), tmp_path / "gw")
+    workdir = tmp_path / "gw"
+    gateway = processes.gateway(websocket_config(echo, access_log=access_log(workdir)), workdir)
     client = WebSocketOverH2(gateway.port)
     try:
-        assert client.open() == 200
+        assert client.open(request_id="h2-killed") == 200
         client.send_frame(TEXT, b"alive")
         assert client.receive_message() == (TEXT, b"alive")
         os.kill(echo.process.pid, signal.SIGKILL)
@@ -292,16 +321,18 @@ def test_upstream_death_resets_the_stream(processes: Processes, tmp_path: Path) 
         client.close()
     status, _ = http_get(gateway.url("/plain"), timeout=5.0)
     assert status == 502
+    assert tunnel_reason(gateway, "h2-killed") == "upstream_reset"
 
 
 def test_drain_sends_goaway_then_ends_tunnels(processes: Processes, tmp_path: Path) -> None:
     echo = echo_upstream(processes, "ws-h2-drain")
-    config = websocket_config(echo)
+    workdir = tmp_path / "gw"
+    config = websocket_config(echo, access_log=access_log(workdir))
     config["drain_timeout"] = "1s"
-    gateway = processes.gateway(config, tmp_path / "gw")
+    gateway = processes.gateway(config, workdir)
     client = WebSocketOverH2(gateway.port)
     try:
-        assert client.open() == 200
+        assert client.open(request_id="h2-drained") == 200
         client.send_frame(TEXT, b"draining soon")
         assert client.receive_message() == (TEXT, b"draining soon")
         started = time.monotonic()
@@ -316,6 +347,7 @@ def test_drain_sends_goaway_then_ends_tunnels(processes: Processes, tmp_path: Pa
         assert time.monotonic() - started < 8.0
     finally:
         client.close()
+    assert tunnel_reason(gateway, "h2-drained") == "shutting_down"
 
 
 def test_h2_config_without_websocket_routes_still_answers(

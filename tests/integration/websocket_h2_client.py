@@ -107,9 +107,15 @@ class WebSocketOverH2:
             self.sock.sendall(data)
 
     def open(
-        self, path: str = "/ws", *, protocols: str | None = "echo", scheme: bytes = b"http"
+        self,
+        path: str = "/ws",
+        *,
+        protocols: str | None = "echo",
+        scheme: bytes = b"http",
+        request_id: str | None = None,
     ) -> int:
-        """Send the extended CONNECT; the status it was answered with."""
+        """Send the extended CONNECT (with ``x-request-id`` when given, to find its access
+        log record); the status it was answered with."""
         self.read_until(lambda: self.server_settings)
         self.stream_id = self.h2.get_next_available_stream_id()
         headers = [
@@ -122,6 +128,8 @@ class WebSocketOverH2:
         ]
         if protocols:
             headers.append((b"sec-websocket-protocol", protocols.encode()))
+        if request_id:
+            headers.append((b"x-request-id", request_id.encode()))
         self.h2.send_headers(self.stream_id, headers)
         self.flush()
         self.read_until(lambda: self.status or self.ended or self.reset_code is not None)

@@ -133,18 +133,19 @@ def test_node_file_paths_are_relative_and_reuse_gateway_sections(generator):
     for expected in (
         "edge.name",
         "cores",
-        "cache.memory",
         "geo.trusted_proxies",
         "rate_limits.fallback_share",
         "follow.silence_timeout",
     ):
         assert expected in rows
-    # Listeners and admin are the gateway's sections: pointed to, not repeated.
-    assert not any(path.startswith(("listeners[]", "admin.")) for path in rows)
+    # Listeners, admin and cache are the gateway's sections: pointed to, not repeated.
+    assert not any(path.startswith(("listeners[]", "admin.", "cache.")) for path in rows)
     assert "[`listeners[]`](#listeners)" in rows["listeners"].description
     assert rows["admin"].default == "as in [`admin`](#admin)"
-    assert rows["cache.memory"].type == "size"
-    assert rows["cache.memory"].default == "`64MiB`"
+    assert rows["cache"].default == "as in [`cache`](#cache)"
+    gateway = {row.path: row for row in generator.all_rows(generator.walk(schema.Gateway))}
+    assert gateway["cache.memory"].type == "size"
+    assert gateway["cache.memory"].default == "`64MiB`"
     assert rows["rate_limits.fallback_share"].type == "number, above 0 and at most 1"
     core = {
         row.path: row

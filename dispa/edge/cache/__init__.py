@@ -16,6 +16,13 @@ seconds); only the store's optional disk tier does I/O. How the data plane uses 
         REVALIDATE              send revalidation_headers(request_headers, entry); on 304,
                                 merge_not_modified(...); on an error,
                                 serve_stale_on_error(...) says whether the entry may answer
+
+    a request whose method invalidates(...) (not GET, HEAD, OPTIONS, TRACE): once its
+    response head is in, drop what is stored under each of urls_to_invalidate(...)
+
+Response directives come from response_cache_control(headers, targeted_fields): the
+first targeted field (RFC 9213, CDN-Cache-Control) of the cache's list that the response
+carries, else Cache-Control; decide, serve_stale_on_error and is_storable take the list.
 """
 
 from __future__ import annotations
@@ -29,15 +36,14 @@ from dispa.edge.cache.decision import (
     serve_stale_on_error,
 )
 from dispa.edge.cache.entry import CachedResponse, CorruptEntry, decode_entry, encode_entry
-from dispa.edge.cache.freshness import (
-    current_age,
-    freshness_lifetime,
-    parse_http_date,
-)
+from dispa.edge.cache.freshness import current_age, freshness_lifetime
+from dispa.edge.cache.http_date import parse_http_date
+from dispa.edge.cache.invalidation import invalidates, urls_to_invalidate
 from dispa.edge.cache.key import normalize_url, primary_key, purge_key, url_of, vary_key_for
 from dispa.edge.cache.storable import headers_to_store, is_storable, why_not_storable
 from dispa.edge.cache.store import CacheStore
 from dispa.edge.cache.tags import tags_of
+from dispa.edge.cache.targeted import response_cache_control
 from dispa.edge.cache.validators import (
     client_conditional_matches,
     conditional_headers,
@@ -62,6 +68,7 @@ __all__ = [
     "freshness_lifetime",
     "headers_for_client",
     "headers_to_store",
+    "invalidates",
     "is_storable",
     "merge_not_modified",
     "normalize_url",
@@ -71,10 +78,12 @@ __all__ = [
     "parse_http_date",
     "primary_key",
     "purge_key",
+    "response_cache_control",
     "revalidation_headers",
     "serve_stale_on_error",
     "tags_of",
     "url_of",
+    "urls_to_invalidate",
     "vary_key_for",
     "why_not_storable",
 ]

@@ -38,6 +38,9 @@ class CacheControl:
     only_if_cached: bool = False
     max_stale: float | None = None  # math.inf for a bare max-stale: any staleness will do
     min_fresh: int | None = None
+    # Read from a targeted field (RFC 9213, targeted.py) rather than Cache-Control: then
+    # Expires does not count either.
+    targeted: bool = False
 
 
 NO_DIRECTIVES = CacheControl()

@@ -21,6 +21,7 @@ from dispa.edge.cache.cache_control import DELTA_SECONDS_LIMIT, CacheControl, ca
 from dispa.edge.cache.entry import CachedResponse
 from dispa.edge.cache.fields import AnyHeaders, field_lines, has_field, list_members
 from dispa.edge.cache.freshness import current_age, freshness_lifetime
+from dispa.edge.cache.targeted import response_cache_control
 from dispa.proxy.events import Headers
 
 
@@ -33,8 +34,15 @@ class Decision(enum.Enum):
     REVALIDATE = "revalidate"
 
 
-def decide(entry: CachedResponse, request_headers: AnyHeaders, now: float) -> Decision:
-    response = cache_control_of(entry.headers)
+def decide(
+    entry: CachedResponse,
+    request_headers: AnyHeaders,
+    now: float,
+    targeted_fields: tuple[bytes, ...] = (),
+) -> Decision:
+    """``targeted_fields``: this cache's target list (targeted.py), whose first field
+    present rules over the response's Cache-Control and Expires."""
+    response = response_cache_control(entry.headers, targeted_fields)
     request = cache_control_of(request_headers)
     if response.no_cache or client_wants_validation(request, request_headers):
         return Decision.REVALIDATE
@@ -64,14 +72,19 @@ def decide(entry: CachedResponse, request_headers: AnyHeaders, now: float) -> De
     return Decision.REVALIDATE
 
 
-def serve_stale_on_error(entry: CachedResponse, request_headers: AnyHeaders, now: float) -> bool:
+def serve_stale_on_error(
+    entry: CachedResponse,
+    request_headers: AnyHeaders,
+    now: float,
+    targeted_fields: tuple[bytes, ...] = (),
+) -> bool:
     """May this entry answer the request when the origin failed (5xx, or unreachable)?
 
     True while it is fresh, or stale within a stale-if-error window (RFC 5861 section 4)
     that the response grants or the request asks for; never past a directive that
     demands revalidation.
     """
-    response = cache_control_of(entry.headers)
+    response = response_cache_control(entry.headers, targeted_fields)
     if response.no_cache or response.must_revalidate or response.proxy_revalidate:
         return False
     lifetime = freshness_lifetime(entry.status, entry.headers, entry.response_time, response)

@@ -7,12 +7,9 @@ function of its inputs.
 
 from __future__ import annotations
 
-import calendar
-import functools
-from email.utils import parsedate_tz
-
 from dispa.edge.cache.cache_control import CacheControl, cache_control_of, delta_seconds
-from dispa.edge.cache.fields import AnyHeaders, first_field, list_members
+from dispa.edge.cache.fields import AnyHeaders, field_lines, first_field, has_field, list_members
+from dispa.edge.cache.http_date import parse_http_date
 
 # RFC 9110 section 15.1: statuses a cache may store and serve without explicit freshness.
 HEURISTICALLY_CACHEABLE = frozenset({200, 203, 204, 206, 300, 301, 308, 404, 405, 410, 414, 501})
@@ -23,38 +20,19 @@ HEURISTIC_FRACTION = 0.1
 HEURISTIC_LIMIT = 86_400.0
 
 
-def parse_http_date(value: bytes | str | None) -> float | None:
-    """An HTTP-date (IMF-fixdate, RFC 850 or asctime form) as Unix seconds, else None."""
-    if value is None:
-        return None
-    if isinstance(value, bytes | bytearray):
-        value = bytes(value).decode("latin-1")
-    return _parse_date_text(value)
-
-
-@functools.lru_cache(maxsize=4096)
-def _parse_date_text(value: str) -> float | None:
-    # A stored response's Date is read on every hit: parse each distinct value once.
-    try:
-        parts = parsedate_tz(value)
-        if parts is None:
-            return None
-        year, month, day, hour, minute, second = parts[:6]
-        if not (1 <= month <= 12 and 1 <= day <= 31 and hour < 24 and minute < 60):
-            return None
-        if second > 60:  # 60 is a leap second; more is nonsense
-            return None
-        # timegm, not mktime: a date without a zone is GMT, never the host's local time.
-        return float(calendar.timegm((year, month, day, hour, minute, second))) - (parts[9] or 0)
-    except (ValueError, TypeError, IndexError, OverflowError):
-        return None
-
-
 def date_value(headers: AnyHeaders, response_time: float) -> float:
     """When the response was generated: its Date, or when it arrived if it has none (or a
     bad one), as a cache must assume (RFC 9110 section 6.6.1)."""
-    date = parse_http_date(first_field(headers, b"date"))
+    date = date_field(headers, b"date", response_time)
     return response_time if date is None else date
+
+
+def date_field(headers: AnyHeaders, lower_name: bytes, now: float) -> float | None:
+    """A field whose value is one HTTP-date (Date, Expires, Last-Modified), as Unix
+    seconds; None when absent or invalid. Several lines of it make a list, which is not
+    an HTTP-date: invalid too. ``now`` reads an RFC 850 date's two-digit year."""
+    lines = field_lines(headers, lower_name)
+    return parse_http_date(lines[0], now) if len(lines) == 1 else None
 
 
 def age_value(headers: AnyHeaders) -> int:
@@ -71,7 +49,8 @@ def has_explicit_expiry(headers: AnyHeaders, directives: CacheControl | None = N
     return (
         directives.s_maxage is not None
         or directives.max_age is not None
-        or first_field(headers, b"expires") is not None
+        # A targeted field's directives replace Expires too (RFC 9213 section 2.1).
+        or (not directives.targeted and has_field(headers, b"expires"))
     )
 
 
@@ -98,10 +77,9 @@ def freshness_lifetime(
         return float(directives.s_maxage)
     if directives.max_age is not None:
         return float(directives.max_age)
-    expires_field = first_field(headers, b"expires")
-    if expires_field is not None:
-        expires = parse_http_date(expires_field)
-        if expires is None:  # "0" and other invalid dates mean already expired
+    if not directives.targeted and has_field(headers, b"expires"):
+        expires = date_field(headers, b"expires", response_time)
+        if expires is None:  # "0" and other invalid dates mean already expired (5.3)
             return 0.0
         return max(0.0, expires - date_value(headers, response_time))
     if may_use_heuristics(status, headers, directives):
@@ -111,7 +89,7 @@ def freshness_lifetime(
 
 def heuristic_lifetime(headers: AnyHeaders, response_time: float) -> float:
     """10% of the time between the last modification and the response, at most a day."""
-    last_modified = parse_http_date(first_field(headers, b"last-modified"))
+    last_modified = date_field(headers, b"last-modified", response_time)
     if last_modified is None:
         return 0.0
     unchanged_for = date_value(headers, response_time) - last_modified

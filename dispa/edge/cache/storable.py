@@ -9,6 +9,7 @@ from __future__ import annotations
 from dispa.edge.cache.cache_control import cache_control_of
 from dispa.edge.cache.fields import AnyHeaders, field_lines, has_field, list_members
 from dispa.edge.cache.freshness import HEURISTICALLY_CACHEABLE, has_explicit_expiry
+from dispa.edge.cache.targeted import response_cache_control
 from dispa.proxy.events import Headers
 
 # RFC 9110 section 7.6.1 and RFC 9111 section 3.1: meaningful for one connection only.
@@ -29,21 +30,34 @@ HOP_BY_HOP = frozenset(
 
 
 def is_storable(
-    method: str, request_headers: AnyHeaders, status: int, response_headers: AnyHeaders
+    method: str,
+    request_headers: AnyHeaders,
+    status: int,
+    response_headers: AnyHeaders,
+    targeted_fields: tuple[bytes, ...] = (),
 ) -> bool:
-    return why_not_storable(method, request_headers, status, response_headers) is None
+    return (
+        why_not_storable(method, request_headers, status, response_headers, targeted_fields) is None
+    )
 
 
 def why_not_storable(
-    method: str, request_headers: AnyHeaders, status: int, response_headers: AnyHeaders
+    method: str,
+    request_headers: AnyHeaders,
+    status: int,
+    response_headers: AnyHeaders,
+    targeted_fields: tuple[bytes, ...] = (),
 ) -> str | None:
-    """None if the response may be stored, else a short machine-friendly reason."""
+    """None if the response may be stored, else a short machine-friendly reason.
+
+    ``targeted_fields``: this cache's target list (targeted.py); the first of them the
+    response carries rules over its Cache-Control and Expires."""
     # Only GET is stored; HEAD requests are answered from the GET entry (see key.py).
     if method != "GET":
         return "method"
     if not understands_status(status):
         return "status"
-    response = cache_control_of(response_headers)
+    response = response_cache_control(response_headers, targeted_fields)
     if response.no_store or cache_control_of(request_headers).no_store:
         return "no_store"
     if response.private:

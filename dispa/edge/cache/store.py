@@ -186,6 +186,28 @@ class CacheStore:
         """Drop every entry, in both tiers; the number dropped."""
         return self._drop_all(dict.fromkeys(self._variants))
 
+    # ------------------------------------------------------------ new limits
+
+    def resize(self, memory_bytes: int, disk_bytes: int, max_entry_bytes: int) -> None:
+        """New limits for the same tiers (a reload): what still fits stays. Beyond a
+        smaller limit the least recently used go, from memory to the disk tier when there
+        is one. Which tiers exist is fixed at construction: ``disk_bytes`` is only read
+        when there is a disk tier, and must then be positive."""
+        if min(memory_bytes, disk_bytes, max_entry_bytes) < 0:
+            raise ValueError("cache sizes cannot be negative")
+        self.max_entry_bytes = max_entry_bytes  # for what is stored from now on
+        if self._files is not None:
+            self.disk_limit = disk_bytes
+            while self.disk_bytes > self.disk_limit:
+                self._drop(next(iter(self._disk)))
+                self.evictions += 1
+        self.memory_limit = memory_bytes
+        self._shrink_memory()
+        budget = self.memory_limit // 4
+        while self._decoded and self._decoded_bytes > budget:
+            _, (_, oldest) = self._decoded.popitem(last=False)
+            self._decoded_bytes -= len(oldest.body)
+
     # ------------------------------------------------------------ reporting
 
     def statistics(self) -> dict[str, int]:
@@ -260,6 +282,11 @@ class CacheStore:
         self.memory_bytes += len(blob)
         self._variants[variant].on_disk = False
         # The newest entry fits on its own (callers check), so it is never the one evicted.
+        self._shrink_memory()
+
+    def _shrink_memory(self) -> None:
+        """Least recently used first, out of memory until the rest fits: to the disk tier
+        when there is one and it takes the entry, else forgotten."""
         while self.memory_bytes > self.memory_limit:
             victim, victim_blob = self._memory.popitem(last=False)
             self.memory_bytes -= len(victim_blob)

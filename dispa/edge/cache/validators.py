@@ -12,7 +12,8 @@ from typing import NamedTuple
 from dispa.edge.cache.decision import headers_for_client
 from dispa.edge.cache.entry import CachedResponse
 from dispa.edge.cache.fields import AnyHeaders, field_lines, first_field, without_fields
-from dispa.edge.cache.freshness import parse_http_date
+from dispa.edge.cache.freshness import date_field
+from dispa.edge.cache.http_date import parse_http_date
 from dispa.edge.cache.storable import HOP_BY_HOP, headers_to_store
 from dispa.edge.cache.tags import tags_of
 from dispa.proxy.events import Headers
@@ -74,7 +75,7 @@ def merge_not_modified(
     The 304 may change the rules (no-store, private ...): check ``is_storable`` on the
     result before storing it again.
     """
-    if not _validators_agree(entry.headers, headers_304):
+    if not _validators_agree(entry.headers, headers_304, response_time):
         return None
     fresh = headers_to_store(headers_304)
     replaced = {name.lower() for name, _ in fresh} - NOT_UPDATED_BY_304
@@ -90,7 +91,7 @@ def merge_not_modified(
     )
 
 
-def _validators_agree(stored: AnyHeaders, headers_304: AnyHeaders) -> bool:
+def _validators_agree(stored: AnyHeaders, headers_304: AnyHeaders, now: float) -> bool:
     new_etag = first_field(headers_304, b"etag")
     if new_etag is not None:
         old_etag = first_field(stored, b"etag")
@@ -99,10 +100,9 @@ def _validators_agree(stored: AnyHeaders, headers_304: AnyHeaders) -> bool:
         new, old = parse_entity_tag(new_etag), parse_entity_tag(old_etag)
         # A strong validator selects only a stored response with the same strong one.
         return new.opaque == old.opaque and (new.weak or not old.weak)
-    new_last_modified = first_field(headers_304, b"last-modified")
-    if new_last_modified is not None:
-        date = parse_http_date(new_last_modified)
-        return date is not None and date == parse_http_date(first_field(stored, b"last-modified"))
+    if first_field(headers_304, b"last-modified") is not None:
+        date = date_field(headers_304, b"last-modified", now)
+        return date is not None and date == date_field(stored, b"last-modified", now)
     # No validator in the 304. The conditional request was built from this entry alone,
     # so the answer can only be about it (4.3.4 names the case of a lone stored response).
     return True
@@ -111,7 +111,9 @@ def _validators_agree(stored: AnyHeaders, headers_304: AnyHeaders) -> bool:
 # ---------------------------------------------------------------- the client asks the cache
 
 
-def client_conditional_matches(entry: CachedResponse, request_headers: AnyHeaders) -> bool:
+def client_conditional_matches(
+    entry: CachedResponse, request_headers: AnyHeaders, now: float | None = None
+) -> bool:
     """True if the client's If-None-Match or If-Modified-Since is satisfied by the entry,
     so the cache may answer 304 itself. Call it only for an entry the decision lets you
     serve, on a GET or HEAD request.
@@ -132,18 +134,23 @@ def client_conditional_matches(entry: CachedResponse, request_headers: AnyHeader
     if_modified_since = field_lines(request_headers, b"if-modified-since")
     if len(if_modified_since) != 1:
         return False
-    since = parse_http_date(if_modified_since[0])
-    last_modified = parse_http_date(first_field(entry.headers, b"last-modified"))
+    since = parse_http_date(if_modified_since[0], now)
+    last_modified = date_field(entry.headers, b"last-modified", entry.response_time)
     # Without a valid date on either side the condition is ignored (13.1.3): no 304.
     return since is not None and last_modified is not None and last_modified <= since
 
 
-def not_modified_headers(entry: CachedResponse, now: float) -> Headers:
+def not_modified_headers(
+    entry: CachedResponse, now: float, targeted_fields: tuple[bytes, ...] = ()
+) -> Headers:
     """The header fields of a 304 the cache sends for the entry (RFC 9110 15.4.5).
 
     Last-Modified is added only when there is no ETag, where it helps the client's cache.
+    The cache's targeted fields (RFC 9213) go with Cache-Control: they exist to guide the
+    caches that a 304 updates.
     """
     wanted = set(NOT_MODIFIED_FIELDS)
+    wanted.update(targeted_fields)
     if first_field(entry.headers, b"etag") is None:
         wanted.add(b"last-modified")
     return [

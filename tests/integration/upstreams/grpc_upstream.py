@@ -10,6 +10,10 @@ methods; the gateway routes them differently):
   Fail           aborts with NOT_FOUND and a message that needs percent-encoding
   Slow           request b"<seconds>": sleeps, notes its deadline and whether it was cancelled
   SlowStream     one message, then sleeps as Slow does, then a second message
+  LateStream     request b"<seconds>:<N>": sleeps, then answers N messages (a watch whose
+                 first event comes late: grpcio sends the response head with it)
+  QuietBidi      request b"<N>:<seconds apart>": reads one message, then answers N
+                 messages while the client's side stays open and quiet
   Stats          JSON: what Slow saw (time remaining at its start, cancellations)
   SetHealth      request b"<service>=<SERVING|NOT_SERVING>": sets the health servicer
 Plus grpc.health.v1.Health (grpcio-health-checking's servicer).
@@ -86,6 +90,20 @@ def slow_stream(request: bytes, context):
     yield b"second"
 
 
+def late_stream(request: bytes, context):
+    delay, _, count = request.partition(b":")
+    time.sleep(float(delay))
+    for index in range(int(count)):
+        yield b"event-%d" % index
+
+
+def quiet_bidi(requests, context):
+    count, _, apart = next(requests).partition(b":")
+    for index in range(int(count)):
+        yield b"tick-%d" % index
+        time.sleep(float(apart))
+
+
 def stats(request: bytes, context) -> bytes:
     with _stats_lock:
         return json.dumps(_stats).encode()
@@ -115,6 +133,8 @@ def main() -> None:
             "Fail": grpc.unary_unary_rpc_method_handler(fail, **plain),
             "Slow": grpc.unary_unary_rpc_method_handler(slow, **plain),
             "SlowStream": grpc.unary_stream_rpc_method_handler(slow_stream, **plain),
+            "LateStream": grpc.unary_stream_rpc_method_handler(late_stream, **plain),
+            "QuietBidi": grpc.stream_stream_rpc_method_handler(quiet_bidi, **plain),
             "Stats": grpc.unary_unary_rpc_method_handler(stats, **plain),
             "SetHealth": grpc.unary_unary_rpc_method_handler(set_health, **plain),
         }

@@ -11,6 +11,7 @@ path:
   /echo             the request body back, and its request trailers as response trailers
   /trailers         a body, then trailers grpc-status: 0 and grpc-message: all good
   /trailers-only    one HEADERS frame with END_STREAM: :status 200, grpc-status 5
+  /early-hints      a 103 (Early Hints) HEADERS frame with a Link field, then as /
   /slow?ms=M        answers after M milliseconds
   /reset            RST_STREAM(INTERNAL_ERROR) instead of an answer
   /refuse           RST_STREAM(REFUSED_STREAM) instead of an answer
@@ -218,6 +219,12 @@ class H2Upstream(asyncio.Protocol):
                 (b"grpc-message", b"not found"),
             ]
             self.send_headers(stream_id, 200, extra, end_stream=True)
+        elif path == "/early-hints":
+            hints = [(b":status", b"103"), (b"link", b"</style.css>; rel=preload; as=style")]
+            self.h2.send_headers(stream_id, hints)
+            self.flush()
+            await asyncio.sleep(0.05)
+            await self.send_json(stream_id, state, json_type)
         elif path == "/reset":
             self.h2.reset_stream(stream_id, ErrorCodes.INTERNAL_ERROR)
             self.flush()

@@ -176,7 +176,10 @@ class Scripted:
         return Verdict(sample.t, endpoints, forecasts, {"routes": {"all": 7.0}})
 
 
-async def test_steering_lowers_a_flagged_endpoint_and_reweighs_only_on_change(gateway, upstreams):
+async def test_steering_lowers_a_flagged_endpoint_and_reweighs_only_on_change(
+    gateway, upstreams, caplog
+):
+    caplog.set_level(logging.INFO, logger="dispa.ai")
     Scripted.score = 0.0
     ai = GatewayAI(gateway, build_models=Scripted)
     ai.start()
@@ -200,6 +203,15 @@ async def test_steering_lowers_a_flagged_endpoint_and_reweighs_only_on_change(ga
         assert 2 <= ai.reweighs_total <= 18
         actions = [d["action"] for d in ai.document()["decisions"]]
         assert actions == ["lowered", "recovering", "restored"]
+        # Lowering an endpoint is a warning; its recovery is news, said at info.
+        levels = {
+            action: record.levelname
+            for record in caplog.records
+            for action in actions
+            if record.getMessage().startswith("AI steering:")
+            and f" {action}, " in record.getMessage()
+        }
+        assert levels == {"lowered": "WARNING", "recovering": "INFO", "restored": "INFO"}
     finally:
         ai.stop()
 
@@ -273,6 +285,7 @@ async def _wait(predicate, timeout: float = 5.0) -> None:
 async def test_capacity_alerts_are_raised_and_cleared_and_route_limits_get_demand_hints(
     gateway, caplog
 ):
+    caplog.set_level(logging.INFO, logger="dispa.ai")
     Scripted.score, Scripted.forecast = 0.0, [5.0, 6.0]
     ports = [e.port for e in _endpoints(gateway)]
     limits = {"rate_limits": [{"name": "per-route", "key": "route", "limit": 100}]}
@@ -290,7 +303,10 @@ async def test_capacity_alerts_are_raised_and_cleared_and_route_limits_get_deman
         Scripted.forecast = [5.0, 5.0]
         await _wait(lambda: not ai.alerts)
         assert [a["state"] for a in ai.document()["alert_history"]] == ["raised", "cleared"]
-        assert "AI capacity alert cleared: upstream app" in caplog.text
+        [cleared] = [r for r in caplog.records if "AI capacity alert cleared" in r.getMessage()]
+        assert cleared.levelname == "INFO"  # back to normal: not a warning
+        [raised] = [r for r in caplog.records if "AI capacity alert: " in r.getMessage()]
+        assert raised.levelname == "WARNING"
     finally:
         ai.stop()
 

@@ -7,6 +7,7 @@ grants are the real ones; only the Raft round-trip is replaced by a direct call.
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from dispa.cluster import quota_client
 from dispa.cluster.bridge import CommandFailed
@@ -70,7 +71,8 @@ async def test_a_cut_off_node_serves_its_share_in_every_window_and_keeps_probing
     assert quota.statistics()["overadmission_bound"] == {"shared": 10}
 
 
-async def test_a_successful_lease_ends_the_fallback(monkeypatch) -> None:
+async def test_a_successful_lease_ends_the_fallback(monkeypatch, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="dispa.quota")
     clock = [0.0]
     monkeypatch.setattr(quota_client.time, "monotonic", lambda: clock[0])
     ledger = ScriptedLedger()
@@ -83,5 +85,11 @@ async def test_a_successful_lease_ends_the_fallback(monkeypatch) -> None:
     await _spend(quota, 1, now=3001.1)
     assert not quota.cut_off
     assert quota.statistics()["mode"] == "leased"
+    # Falling back is a warning; leaving the fallback is back to normal: info.
+    said = [(r.levelname, r.getMessage().split(" (")[0].split(":")[0]) for r in caplog.records]
+    assert said == [
+        ("WARNING", "cannot lease rate-limit quota"),
+        ("INFO", "rate-limit quota leases succeed again"),
+    ]
     # Back on leases, the node again admits what the ledger grants for the window.
     assert await _spend(quota, 100, now=3002.5) == 30

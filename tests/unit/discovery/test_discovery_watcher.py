@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 
@@ -96,7 +97,8 @@ async def test_a_burst_is_throttled_and_the_latest_wins() -> None:
         await watcher.stop()
 
 
-async def test_a_failing_provider_keeps_its_last_view_and_reports_it() -> None:
+async def test_a_failing_provider_keeps_its_last_view_and_reports_it(caplog) -> None:
+    caplog.set_level(logging.INFO, logger="dispa.discovery")
     dns = ScriptedProvider("dns")
     record = Recorder()
     watcher = DiscoveryWatcher([dns], record, throttle=0.0)
@@ -119,6 +121,10 @@ async def test_a_failing_provider_keeps_its_last_view_and_reports_it() -> None:
         [stats] = watcher.statistics()
         assert stats["status"] == "ok" and stats["consecutive_failures"] == 0
         assert record.calls[-1] == {"web@dns": [A]}
+        # Each failure is a warning; answering again is said once, at info.
+        said = [(r.levelname, r.getMessage()) for r in caplog.records]
+        assert [level for level, _ in said] == ["WARNING", "WARNING", "INFO"], said
+        assert said[-1][1] == "provider dns (scripted) answers again after 2 failures"
     finally:
         await watcher.stop()
 

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dispa.proxy.events import Data, EndOfMessage, Request, Response
+from dispa.proxy.events import Data, EndOfMessage, InterimResponse, Request, Response
 from dispa.proxy.h1_parser import ProtocolError, RequestParser, ResponseParser, UpgradeRequested
 
 
@@ -445,15 +445,22 @@ def test_chunked_response_to_head_ends_at_the_head():
     assert [type(e) for e in events] == [Response, EndOfMessage]
 
 
-def test_interim_responses_are_dropped():
+def test_interim_responses_are_events_of_their_own():
+    # More in test_interim_heads.py.
     events = feed_response(
         b"HTTP/1.1 100 Continue\r\n\r\n"
         b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
         b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"
     )
-    assert [type(e) for e in events] == [Response, Data, EndOfMessage]
-    assert events[0].status == 200
-    assert events[0].headers == [(b"Content-Length", b"2")]
+    assert [type(e) for e in events] == [
+        InterimResponse,
+        InterimResponse,
+        Response,
+        Data,
+        EndOfMessage,
+    ]
+    assert events[2].status == 200
+    assert events[2].headers == [(b"Content-Length", b"2")]
 
 
 def test_interim_response_before_a_head_response():
@@ -461,6 +468,7 @@ def test_interim_response_before_a_head_response():
         b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", head=True
     )
     assert [(type(e), getattr(e, "status", None)) for e in events] == [
+        (InterimResponse, 100),
         (Response, 200),
         (EndOfMessage, None),
     ]

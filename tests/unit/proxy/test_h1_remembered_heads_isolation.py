@@ -1,8 +1,9 @@
 """Nothing one exchange saw reaches another client's answer.
 
-A differential test: random sequences of upstream responses (framed by length or chunked,
-with and without trailers, behind 1xx interim heads, 5xx statuses, broken framing, split
-over several reads) answer a line of clients that share one upstream connection. The
+A differential test: random sequences of upstream responses (framed by length, chunked or
+by the upstream's close, with and without trailers, behind 1xx interim heads, 5xx
+statuses, broken framing, bodies longer than their length, a response nothing asked for,
+split over several reads) answer a line of clients that share one upstream connection. The
 sequence runs twice through the real connection classes on in-memory transports: as the
 gateway runs (heads read before come from h1_parser's tables, shared header lists
 remember their renderings, the whole-response lane) and the plain way (every head parsed
@@ -47,14 +48,22 @@ REQUESTS = [
     b"GET /p HTTP/1.1\r\nHost: a.test\r\nX-Request-Id: r-1\r\n\r\n",
     b"GET /p HTTP/1.1\r\nHost: a.test\r\nX-Request-Id: r-1\r\nTE: trailers\r\n\r\n",
     b"GET /q HTTP/1.1\r\nHost: b.test\r\nX-Request-Id: r-2\r\n\r\n",
+    b"GET /p HTTP/1.0\r\nHost: a.test\r\nX-Request-Id: r-3\r\n\r\n",  # gets no 1xx
 ]
 # Response heads repeat too (the known-response table); the field values come from here.
 HEAD_FIELDS = [b"Server: up\r\n", b"Content-Type: text/plain\r\n", b"Cache-Control: no-store\r\n"]
 
 
+# Marks no client may ever see: bytes after the end of a response, and a field an
+# interim head's Connection names.
+SURPLUS = b"SURPLUS-"
+HOP = b"HOP-"
+
+
 @st.composite
-def responses(draw, secret: int) -> bytes:
-    """One upstream answer carrying ``secret`` in its trailers (if any) or its body."""
+def responses(draw, secret: int) -> tuple[bytes, bool]:
+    """One upstream answer carrying ``secret`` in its trailers (if any) or its body, and
+    whether the upstream closes the connection after it."""
     mark = b"SECRET-%d" % secret
     status = draw(st.sampled_from([200, 200, 404, 500, 503]))
     fields = b"".join(draw(st.lists(st.sampled_from(HEAD_FIELDS), max_size=2, unique=True)))
@@ -64,32 +73,51 @@ def responses(draw, secret: int) -> bytes:
                 b"",
                 b"HTTP/1.1 100 Continue\r\n\r\n",
                 b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n",
+                b"HTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 102 Processing\r\n\r\n",
+                b"HTTP/1.1 103 Early Hints\r\nConnection: x-hop\r\nX-Hop: "
+                + HOP
+                + mark
+                + b"\r\nLink: </a.js>\r\n\r\n",
             ]
         )
     )
-    kind = draw(st.sampled_from(["length", "chunked", "chunked-trailers", "malformed"]))
+    kind = draw(
+        st.sampled_from(
+            ["length", "chunked", "chunked-trailers", "malformed", "longer", "unasked", "close"]
+        )
+    )
     head = b"HTTP/1.1 %d X\r\n%s" % (status, fields)
+    closes = False
     if kind == "length":
         body = draw(st.sampled_from([b"", b"hello", mark]))
         message = head + b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
     elif kind == "malformed":
         message = head + b"Content-Length: 5\r\nBroken\r\n\r\nhello"
+    elif kind == "longer":  # a body longer than its Content-Length
+        message = head + b"Content-Length: 5\r\n\r\nhello" + SURPLUS + mark
+    elif kind == "unasked":  # a second response, that no request asked for
+        forged = SURPLUS + mark
+        message = head + b"Content-Length: 5\r\n\r\nhello"
+        message += b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(forged), forged)
+    elif kind == "close":  # no length, no chunked coding: the upstream's close ends it
+        message = head + b"\r\n" + mark
+        closes = True
     else:
         message = head + b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n"
         if kind == "chunked-trailers":
             message += b"Set-Cookie: session=" + mark + b"\r\nX-Checksum: " + mark + b"\r\n"
         message += b"\r\n"
-    return interim + message
+    return interim + message, closes
 
 
 @st.composite
-def rounds(draw) -> list[tuple[bytes, bytes, int]]:
+def rounds(draw) -> list[tuple[bytes, bytes, int, bool]]:
     count = draw(st.integers(min_value=2, max_value=8))
     out = []
     for secret in range(count):
-        answer = draw(responses(secret))
+        answer, closes = draw(responses(secret))
         split = draw(st.integers(min_value=0, max_value=len(answer) - 1))
-        out.append((draw(st.sampled_from(REQUESTS)), answer, split))
+        out.append((draw(st.sampled_from(REQUESTS)), answer, split, closes))
     return out
 
 
@@ -108,7 +136,7 @@ async def run_line(line) -> dict:
     upstream, upstream_transport = _fresh_upstream(endpoint)
     upstream_writes = [upstream_transport.writes]
     to_clients = []
-    for number, (request, answer, split) in enumerate(line):
+    for number, (request, answer, split, *closes) in enumerate(line):
         if number == len(line) // 2:
             await gateway.apply(load_text(CONFIG + "\n# reloaded\n"))
             endpoint = gateway.snapshot.upstreams["app"].endpoints[0]
@@ -125,6 +153,9 @@ async def run_line(line) -> dict:
             if upstream.closed:
                 break
             upstream.data_received(piece)
+        if closes and closes[0] and not upstream.closed:
+            upstream.eof_received()
+            upstream.connection_lost(None)
         to_clients.append(b"".join(client_transport.writes))
     return {"to_clients": to_clients, "to_upstream": [b"".join(w) for w in upstream_writes]}
 
@@ -154,8 +185,23 @@ def test_remembered_heads_give_every_client_exactly_what_the_plain_path_gives(li
         for other in range(len(line)):
             if other != number:
                 assert b"SECRET-%d" % other not in sent, (number, other, sent)
-        head = sent.partition(b"\r\n\r\n")[0]
-        assert b"SECRET" not in head, sent  # trailers never reach a head
+        assert SURPLUS not in sent and HOP not in sent, sent
+        interim, final = _interim_and_final(sent)
+        assert b"SECRET" not in final.partition(b"\r\n\r\n")[0], sent  # trailers stay out
+        assert b"HTTP/1.1 1" not in final, sent  # no 1xx after the final head
+        if b" HTTP/1.0\r\n" in line[number][0]:
+            assert not interim, sent  # HTTP/1.0 clients get no 1xx
+        assert interim.count(b" 100 Continue") == 0, sent  # 100 is the gateway's own
+    # A 1xx head is never remembered as a final answer.
+    assert all(r.status >= 200 for r in h1_parser._known_responses.values())
+
+
+def _interim_and_final(sent: bytes) -> tuple[bytes, bytes]:
+    """What a client got before its final head (the 1xx heads), and from it on."""
+    at = 0
+    while sent.startswith(b"HTTP/1.1 1", at):
+        at = sent.index(b"\r\n\r\n", at) + 4
+    return sent[:at], sent[at:]
 
 
 def test_a_trailer_seen_once_never_reaches_a_later_head():

@@ -23,6 +23,14 @@ from dispa.proxy.protocol_sniff import PREFACE, ProtocolSniffer, sniff
         (PREFACE, H2ServerConnection),
         (PREFACE + b"\x00\x00\x00\x04", H2ServerConnection),
         (b"PRI * HTTP/1.1\r\n", H1ServerConnection),
+        (b"PRI / HTTP/2.0\r\n", H1ServerConnection),  # not the preface's target
+        (b"PRI * HTTP/3.0\r\n", H1ServerConnection),  # HTTP/1.1 answers it 505
+        (b"PRI * HTTP/2", None),
+        # A mangled preface: the bytes claim HTTP/2, which answers GOAWAY(PROTOCOL_ERROR).
+        (b"PRI * HTTP/2.1\r\n", H2ServerConnection),
+        (b"PRI * HTTP/2.0\r\nHost: a\r\n\r\n", H2ServerConnection),
+        (b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n", H2ServerConnection),
+        (PREFACE[:-1] + b"\r", H2ServerConnection),
     ],
 )
 def test_sniff(first_bytes, expected):
@@ -107,6 +115,21 @@ def test_http1_is_handed_over_at_the_first_byte_that_differs(made):
     (h1,) = made.h1
     assert h1.data == b"POST / HTTP/1.1\r\n"
     assert transport.protocol is h1
+
+
+def test_a_mangled_preface_split_across_reads_goes_to_http2_with_every_byte(made):
+    protocol, gateway = sniffer()
+    transport = FakeTransport()
+    protocol.connection_made(transport)
+    pieces = (b"PRI * HT", b"TP/2.0\r\n\r\n", b"XX\r\n\r\n")
+    protocol.data_received(pieces[0])
+    protocol.data_received(pieces[1])
+    assert not made.h1 and not made.h2  # still a prefix of the preface
+    protocol.data_received(pieces[2])
+    (h2,) = made.h2
+    assert not made.h1
+    assert h2.data == b"".join(pieces)  # its engine sees the bad bytes and says so
+    assert protocol not in gateway.connections
 
 
 @pytest.mark.parametrize(("alpn", "which"), [("h2", "h2"), ("http/1.1", "h1"), (None, "h1")])

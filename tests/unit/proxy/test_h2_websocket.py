@@ -10,11 +10,11 @@ from hypothesis import strategies as st
 from dispa.proxy.h1_writer import response_head
 from dispa.proxy.h2_headers import MalformedRequest, request_from_headers
 from dispa.proxy.h2_websocket import (
-    CloseFrameWatcher,
     tunnel_response_headers,
     websocket_accept,
     websocket_key,
 )
+from dispa.proxy.websocket_close import CloseFrameWatcher
 
 EXTENDED_CONNECT = (  # a header block as the engine hands it over
     (b":method", b"CONNECT"),

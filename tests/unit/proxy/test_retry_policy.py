@@ -26,7 +26,7 @@ def test_idempotent_methods_are_the_rfc_ones():
 
 
 def test_may_retry_while_tries_remain():
-    config = Retry(attempts=3)
+    config = Retry(attempts=3, retry_on=("503",))
     assert may_retry(config, "GET", "503", attempt=1, body_replayable=True)
     assert may_retry(config, "GET", "503", attempt=2, body_replayable=True)
     assert not may_retry(config, "GET", "503", attempt=3, body_replayable=True)
@@ -38,7 +38,27 @@ def test_a_single_attempt_means_no_retry():
 
 @pytest.mark.parametrize("method", ["POST", "PATCH", "CONNECT", "get"])
 def test_no_retry_for_methods_that_are_not_idempotent(method):
-    assert not may_retry(Retry(), method, "502", attempt=1, body_replayable=True)
+    config = Retry(retry_on=("connect_failure", "reset", "502"))
+    assert not may_retry(config, method, "502", attempt=1, body_replayable=True)
+    assert not may_retry(config, method, "reset", attempt=1, body_replayable=True)
+
+
+def test_by_default_only_failures_before_any_answer_are_retried():
+    """nginx retries `error timeout` by default and Envoy nothing: a 5xx is the
+    upstream's answer, passed on unless retry_on lists it."""
+    config = Retry()
+    assert config.retry_on == ("connect_failure", "reset")
+    assert may_retry(config, "GET", "connect_failure", attempt=1, body_replayable=True)
+    assert may_retry(config, "GET", "reset", attempt=1, body_replayable=True)
+    for status in ("502", "503", "504"):
+        assert not may_retry(config, "GET", status, attempt=1, body_replayable=True)
+    assert not may_retry(config, "POST", "reset", attempt=1, body_replayable=True)
+
+
+def test_statuses_are_retried_when_listed():
+    config = Retry(retry_on=[502, "503", 504])
+    for status in ("502", "503", "504"):
+        assert may_retry(config, "GET", status, attempt=1, body_replayable=True)
 
 
 def test_no_retry_for_conditions_not_configured():
@@ -50,7 +70,7 @@ def test_no_retry_for_conditions_not_configured():
 
 
 def test_no_retry_when_the_body_cannot_be_sent_again():
-    assert not may_retry(Retry(), "PUT", "502", attempt=1, body_replayable=False)
+    assert not may_retry(Retry(), "PUT", "reset", attempt=1, body_replayable=False)
 
 
 def test_budget_floor_allows_retries_under_light_load():

@@ -61,15 +61,15 @@ def two_certificates(files: dict[str, Path]) -> dict:
 
 def test_defaults_and_yaml_scalars(files: dict[str, Path]) -> None:
     tls = build_gateway(gateway_with_tls(two_certificates(files))).listeners[0].tls
-    assert (tls.min_version, tls.alpn, tls.client_auth.mode) == ("1.2", ("http/1.1",), "off")
+    # h2 and http/1.1 by default, as a plaintext listener accepts both (gRPC needs h2).
+    assert (tls.min_version, tls.alpn, tls.client_auth.mode) == ("1.2", ("h2", "http/1.1"), "off")
     assert tls.client_auth.ca is None and tls.client_auth.forward_header is None
     # YAML reads `min_version: 1.3` as a number and `mode: off` as false: both are accepted.
     tls = Tls.model_validate(
         {**two_certificates(files), "min_version": 1.3, "client_auth": {"mode": False}}
     )
     assert (tls.min_version, tls.client_auth.mode) == ("1.3", "off")
-    assert Tls.model_validate({**two_certificates(files), "alpn": ["h2", "http/1.1"]}).alpn == (
-        "h2",
+    assert Tls.model_validate({**two_certificates(files), "alpn": ["http/1.1"]}).alpn == (
         "http/1.1",
     )
 

@@ -161,3 +161,109 @@ def test_tunnel_relays_counts_and_closes_both_sides_once() -> None:
     assert (client.ended, upstream.ended) == (1, 1)
     assert exchange.closed == [("upstream_closed", False)]
     assert upstream.transport.written == [b"\x81\x85abcde"]
+
+
+# ---------------------------------------------------------------- who closed it
+
+
+def _frame(opcode: int, payload: bytes, masked: bool) -> bytes:
+    """A WebSocket frame; a client's are masked (RFC 6455 5.3), with a zero mask here."""
+    mask = b"\0\0\0\0" if masked else b""
+    return bytes([0x80 | opcode, (0x80 if masked else 0) | len(payload)]) + mask + payload
+
+
+CLIENT_TEXT = _frame(0x1, b"hi", masked=True)
+CLIENT_CLOSE = _frame(0x8, b"\x03\xe8", masked=True)
+UPSTREAM_TEXT = _frame(0x1, b"hi", masked=False)
+UPSTREAM_CLOSE = _frame(0x8, b"\x03\xe8", masked=False)
+
+
+def _tunnel() -> tuple[Tunnel, _Exchange]:
+    exchange = _Exchange()
+    return Tunnel(exchange, _Side(), _Side()), exchange
+
+
+def test_the_first_close_frame_names_the_closer_whoever_hangs_up() -> None:
+    tunnel, exchange = _tunnel()
+    tunnel.from_client(CLIENT_TEXT + CLIENT_CLOSE)
+    tunnel.from_upstream(UPSTREAM_CLOSE)
+    tunnel.upstream_left()  # servers hang up first after the close handshake
+    assert exchange.closed == [("client_closed", False)]
+
+    tunnel, exchange = _tunnel()
+    tunnel.from_client(CLIENT_TEXT)
+    tunnel.from_upstream(UPSTREAM_TEXT + UPSTREAM_CLOSE)
+    tunnel.from_client(CLIENT_CLOSE)
+    tunnel.client_left()  # a client may hang up as soon as it answered the Close
+    assert exchange.closed == [("upstream_closed", False)]
+
+
+def test_a_close_frame_cut_across_reads_still_counts() -> None:
+    tunnel, exchange = _tunnel()
+    stream = CLIENT_TEXT + CLIENT_CLOSE
+    for index in range(len(stream)):
+        tunnel.from_client(stream[index : index + 1])
+    tunnel.from_upstream(UPSTREAM_CLOSE)
+    tunnel.upstream_left()
+    assert exchange.closed == [("client_closed", False)]
+
+
+def test_a_close_payload_inside_a_data_frame_is_not_a_close() -> None:
+    tunnel, exchange = _tunnel()
+    tunnel.from_upstream(_frame(0x2, UPSTREAM_CLOSE, masked=False))
+    tunnel.client_left(client_gone=True)
+    assert exchange.closed == [("client_disconnected", True)]
+
+
+def test_without_close_frames_the_first_side_to_end_is_named() -> None:
+    tunnel, exchange = _tunnel()
+    tunnel.from_client(CLIENT_TEXT)
+    tunnel.upstream_left()
+    assert exchange.closed == [("upstream_reset", False)]
+
+    tunnel, exchange = _tunnel()
+    tunnel.from_upstream(UPSTREAM_TEXT)
+    tunnel.client_left(client_gone=True)
+    assert exchange.closed == [("client_disconnected", True)]
+
+
+class _HalfClosable(_Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.eof_written = False
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        self.eof_written = True
+
+
+def test_a_client_half_close_then_the_upstream_hanging_up_is_the_clients_doing() -> None:
+    """HTTP/2's END_STREAM (RFC 8441) without a Close frame: the upstream is half-closed,
+    and when it hangs up in turn the client is still the one that left."""
+    tunnel, exchange = _tunnel()
+    tunnel.upstream.transport = _HalfClosable()
+    tunnel.end_from_client()
+    assert tunnel.upstream.transport.eof_written and not tunnel.closed
+    tunnel.upstream_left()
+    assert exchange.closed == [("client_disconnected", False)]
+
+
+def test_the_gateway_stopping_is_its_own_reason_unless_a_side_closed_first() -> None:
+    tunnel, exchange = _tunnel()
+    tunnel.client_left(client_gone=True, gateway_stopping=True)
+    assert exchange.closed == [("shutting_down", True)]
+
+    tunnel, exchange = _tunnel()
+    tunnel.from_upstream(UPSTREAM_CLOSE)
+    tunnel.client_left(client_gone=True, gateway_stopping=True)
+    assert exchange.closed == [("upstream_closed", True)]
+
+
+def test_frames_are_no_longer_read_once_a_close_was_seen() -> None:
+    tunnel, _ = _tunnel()
+    tunnel.from_client(CLIENT_CLOSE)
+    tunnel.from_upstream(UPSTREAM_CLOSE)
+    assert tunnel.first_close == "client"
+    assert not tunnel.upstream_frames.saw_close  # not followed after the first Close
