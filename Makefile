@@ -30,7 +30,7 @@ demo: setup
 
 test: setup system-packages
 	$(VENV)/bin/ruff check dispa tests bench chaos
-	$(PY) -m pytest --cov=dispa --cov-report=term:skip-covered --cov-fail-under=85 -q
+	$(PY) -m pytest -n 2 --dist loadfile --cov=dispa --cov-report=term:skip-covered --cov-fail-under=85 -q
 
 test-slow: setup system-packages
 	$(PY) -m pytest -m slow -q
