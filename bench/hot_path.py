@@ -18,10 +18,10 @@ from h2.config import H2Configuration
 from h2.connection import H2Connection
 
 from dispa.config.load import load_text
-from dispa.proxy.h1_server import H1ServerConnection
-from dispa.proxy.h2_server import H2ServerConnection
+from dispa.proxy.http1.server import H1ServerConnection
+from dispa.proxy.http2.server import H2ServerConnection
 from dispa.proxy.server import Gateway
-from dispa.proxy.upstream_connection import UpstreamConnection
+from dispa.proxy.upstream.connection import UpstreamConnection
 
 MINIMAL = """
 listeners: [{name: public, address: "127.0.0.1:0"}]

@@ -28,7 +28,14 @@ from pathlib import Path
 
 import annotated_types
 import yaml
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    Discriminator,
+    Tag,
+    ValidationError,
+)
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
@@ -41,7 +48,7 @@ from dispa.config.cluster import CoreConfig, SharedConfig  # noqa: E402
 from dispa.config.edge import EdgeConfig  # noqa: E402
 from dispa.proxy import local_reply, router  # noqa: E402
 from dispa.proxy.balancer import POLICIES  # noqa: E402
-from dispa.proxy.grpc_status import grpc_status_for  # noqa: E402
+from dispa.proxy.grpc.status import grpc_status_for  # noqa: E402
 
 OUTPUT = ROOT / "docs" / "config-reference.md"
 
@@ -57,7 +64,9 @@ DESCRIPTIONS: dict[str, str] = {
     "upstreams": "Pools of endpoints that routes forward to.",
     "routes": "Which requests go where. The most specific matching route wins; see "
     "[Routing precedence](#routing-precedence).",
-    "filters": "Filters run for every route, before the route's own filters.",
+    "filters": "Filters run for every route, before the route's own filters (within a "
+    "stage: see [Filters](filters.md) for the order). Each entry is a filter written inline "
+    "(`type: ...`) or `use: NAME` of a `filter_definitions` entry.",
     "admin": "The admin HTTP API (health, readiness, metrics, config and upstream state).",
     "access_log": "The JSON access log, one line per request.",
     "drain_timeout": "On SIGTERM: the longest wait for requests in flight before the "
@@ -301,15 +310,9 @@ DESCRIPTIONS: dict[str, str] = {
     "routes[].prefix_rewrite": "Replaces the matched `match.path_prefix` in the path sent "
     "upstream; the rest of the path and the query are kept. Needs `match.path_prefix`.",
     "routes[].headers": "Header edits for this route; same fields as the `headers` filter, "
-    "without `type`. They run after the route's other filters.",
+    "without `type`. They run after the route's other filters of the `transform` stage.",
     "routes[].headers.type": "Need not be written here: route header edits are always of "
     "type `headers`.",
-    "routes[].headers.request_add": "Headers set on the request sent upstream; a header of "
-    "the same name from the client is replaced.",
-    "routes[].headers.request_remove": "Headers removed from the request sent upstream.",
-    "routes[].headers.response_add": "Headers set on the response to the client; one of the "
-    "same name from the upstream is replaced.",
-    "routes[].headers.response_remove": "Headers removed from the response to the client.",
     "routes[].redirect": "Answer with a redirect instead of forwarding.",
     "routes[].redirect.status": "Redirect status.",
     "routes[].redirect.scheme": "Scheme of the new location; the request's (`http`) when left out.",
@@ -322,29 +325,16 @@ DESCRIPTIONS: dict[str, str] = {
     "routes[].direct_response.status": "Status of the answer.",
     "routes[].direct_response.body": "Body of the answer, sent as given.",
     "routes[].direct_response.headers": "Headers of the answer (Content-Length is added).",
-    "routes[].filters": "Filters for this route, after the top-level `filters`.",
+    "routes[].filters": "Filters for this route, after the top-level `filters` within a "
+    "stage; inline (`type: ...`) or `use: NAME` of a `filter_definitions` entry.",
     "routes[].timeout": "Replaces the upstream's `timeouts.response` for this route, and "
     "bounds its gRPC calls' wait for a response head too (`retry.per_try_timeout` still "
     "applies when it is shorter).",
-    # filters: both at the top level and per route, same fields
-    "{filters}[type=headers]": "Adds and removes request and response headers. An added "
-    "header replaces one of the same name, so a value is never doubled.",
-    "{filters}[type=headers].type": "`headers` selects this filter.",
-    "{filters}[type=headers].request_add": "Headers set on the request sent upstream.",
-    "{filters}[type=headers].request_remove": "Headers removed from the request sent upstream.",
-    "{filters}[type=headers].response_add": "Headers set on the response to the client.",
-    "{filters}[type=headers].response_remove": "Headers removed from the response to the client.",
-    "{filters}[type=local_rate_limit]": "A token bucket per key, answered with 429 and "
-    "Retry-After when empty. Local: each gateway process (each worker) keeps its own "
-    "buckets, so with `--workers N` a client may get up to N times the rate.",
-    "{filters}[type=local_rate_limit].type": "`local_rate_limit` selects this filter.",
-    "{filters}[type=local_rate_limit].key": "What gets its own bucket: `source_ip` (client "
-    "address), `route` (the route's name) or `header:NAME` (requests without the header "
-    "share one bucket).",
-    "{filters}[type=local_rate_limit].rate": "Tokens added per second; each request spends "
-    "one. Must be above 0.",
-    "{filters}[type=local_rate_limit].burst": "Bucket size: requests allowed at once after a "
-    "quiet spell. 0 means the rate rounded up (at least 1).",
+    # filters: each type's rows come from its config model (dispa/config/filters/): the
+    # model's docstring and its fields' descriptions, so a new type needs no entry here.
+    "filters_executor": "This gateway's threads for filter work that would block the event "
+    "loop. Each node sizes its own (not replicated). Filters that need it arrive with later "
+    "filter types; see [Filters](filters.md).",
     # admin and access log
     "admin.address": "Where the admin API listens, as `host:port`. Keep it on loopback or a "
     "private network: it has no authentication.",
@@ -357,12 +347,6 @@ DESCRIPTIONS: dict[str, str] = {
     "writes every line at once.",
 }
 
-# Filter fields are the same at both places filters can be written.
-_FILTER_LISTS = ("filters", "routes[].filters")
-for _key in [k for k in DESCRIPTIONS if k.startswith("{filters}")]:
-    _text = DESCRIPTIONS.pop(_key)
-    for _where in _FILTER_LISTS:
-        DESCRIPTIONS[_key.replace("{filters}", _where)] = _text
 
 # Service discovery (docs/discovery.md): fields every provider has, then each one's own.
 _PROVIDER = "discovery.providers[type={}]"
@@ -725,6 +709,16 @@ LOCAL_REPLIES: dict[str, tuple[str, str]] = {
         "A `local_rate_limit` filter's bucket is empty. Carries `Retry-After` (seconds).",
     ),
     "header_too_large": ("431", "The request head is larger than `limits.max_header_bytes`."),
+    "filter_error": (
+        "500",
+        "A filter failed in one of its phases (or its pending work did); logged with the "
+        "filter's name and the phase. The connection stays usable.",
+    ),
+    "filter_executor_full": (
+        "503",
+        "A filter's blocking work found every `filters_executor` thread busy and its queue "
+        "full: refused at once rather than queued.",
+    ),
     "internal_error": (
         "500",
         "A bug in the gateway; logged with its traceback. Please report it.",
@@ -791,7 +785,7 @@ LOCAL_REPLIES: dict[str, tuple[str, str]] = {
         "gRPC: the `grpc-timeout` header is not 1 to 8 digits and a unit (H M S m u n).",
     ),
 }
-# gRPC names of the status codes a local reply may carry (grpc_status.py maps them).
+# gRPC names of the status codes a local reply may carry (grpc/status.py maps them).
 GRPC_CODE_NAMES = {
     2: "UNKNOWN",
     4: "DEADLINE_EXCEEDED",
@@ -899,21 +893,50 @@ def _is_model(annotation) -> bool:
     return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 
-def _union_models(annotation, metadata) -> list[type[BaseModel]] | None:
-    """The members of a discriminated union of models, or None."""
+def _union_models(annotation, metadata) -> list[tuple[str, type[BaseModel]]] | None:
+    """The members of a discriminated union of models as (tag, model), or None. A member
+    is selected by its ``type`` value, or by its ``Tag`` (``use`` for a filter reference)."""
     if typing.get_origin(annotation) not in (typing.Union, types.UnionType):
         return None
-    members = typing.get_args(annotation)
-    if not all(_is_model(m) for m in members):
-        return None
-    if not any(isinstance(m, FieldInfo) and m.discriminator for m in metadata):
+    members = []
+    for member in typing.get_args(annotation):
+        model, member_metadata = _split_annotated(member)
+        if not _is_model(model):
+            return None
+        tags = [m.tag for m in member_metadata if isinstance(m, Tag)]
+        members.append((tags[0] if tags else _discriminator_value(model), model))
+    discriminated = any(
+        isinstance(m, Discriminator) or (isinstance(m, FieldInfo) and m.discriminator)
+        for m in metadata
+    )
+    if not discriminated:
         raise SchemaError(f"a union of sections without a discriminator: {annotation}")
-    return list(members)
+    return members
 
 
 def _discriminator_value(model: type[BaseModel], field: str = "type") -> str:
     (value,) = typing.get_args(model.model_fields[field].annotation)
     return value
+
+
+def _union_children(members, path: str, file: ConfigFile, singular: str, child) -> list:
+    """The tables of each member of a union at ``path``: ``path[type=NAME]`` for a type,
+    ``path[use]`` for the reference form."""
+    children = []
+    for tag, member in members:
+        member_path = f"{path}[use]" if tag == "use" else f"{path}[type={tag}]"
+        walked = child(member, member_path)
+        walked[0].rows.insert(0, _union_member_row(member_path, file, singular, member))
+        if tag != "use":
+            _describe_type_row(walked[0], member_path, tag, singular)
+        children += walked
+    return children
+
+
+def _describe_type_row(section: Section, member_path: str, tag: str, singular: str) -> None:
+    for row in section.rows:
+        if row.path == f"{member_path}.type" and not row.description:
+            row.description = f"`{tag}` selects this {singular}."
 
 
 def _scalar_kind(annotation, metadata) -> str:
@@ -1093,14 +1116,16 @@ def walk(
             elif members is not None:
                 plural, singular = UNION_WORDS.get(path.rpartition(".")[2], ("filters", "filter"))
                 kind = f"list of {plural}, each chosen by its `type`" + suffix
-                for member in members:
-                    value = _discriminator_value(member)
-                    member_path = f"{path}[type={value}]"
-                    walked = child(member, member_path)
-                    walked[0].rows.insert(0, _union_member_row(member_path, file, singular))
-                    children += walked
+                if any(tag == "use" for tag, _ in members):
+                    kind += " (or `use`)"
+                children += _union_children(members, path, file, singular, child)
             else:
                 kind = _scalar_kind(annotation, metadata) + suffix
+        elif origin is dict and len(args) == 2 and _union_models(*_split_annotated(args[1])):
+            # Named filters: a map of names to members of the filter union.
+            members = _union_models(*_split_annotated(args[1]))
+            kind = "map of names to filters, each chosen by its `type`"
+            children += _union_children(members, f"{path}.NAME", file, "filter", child)
         elif origin is dict and len(args) == 2 and _is_model(args[1]):
             # Sections keyed by a name the operator chooses (a provider's pools).
             kind = f"map of names to {SECTION_WORDS.get(args[1], 'sections')}{suffix}"
@@ -1121,8 +1146,18 @@ def walk(
     return [section, *children]
 
 
-def _union_member_row(path: str, file: ConfigFile, word: str = "filter") -> Row:
-    return Row(path, word, "-", describe(path, None, file))
+def _union_member_row(
+    path: str, file: ConfigFile, word: str = "filter", model: type[BaseModel] | None = None
+) -> Row:
+    description = describe(path, None, file)
+    # A filter type documents itself: its config model's docstring.
+    if not description and model is not None and model.__doc__ and _documents_itself(model):
+        description = " ".join(model.__doc__.split())
+    return Row(path, word, "-", description)
+
+
+def _documents_itself(model: type[BaseModel]) -> bool:
+    return model.__module__.startswith("dispa.config.filters") or model is schema.FilterReference
 
 
 def describe(path: str, field: FieldInfo | None, file: ConfigFile | None = None) -> str:
@@ -1424,7 +1459,8 @@ def file_problems(walked: dict[str, list[Section]]) -> list[str]:
     for model, path in SHARED_SECTIONS.items():
         if gateway.get(path) is not model:
             found.append(f"the gateway file has no `{path}` section of {model.__name__}")
-    node_only = {"listeners", "admin", "cache"}  # each node's own, never replicated
+    # Each node's own, never replicated.
+    node_only = {"listeners", "admin", "cache", "filters_executor"}
     gateway_fields = set(schema.Gateway.model_fields) - node_only
     if set(SharedConfig.model_fields) != gateway_fields:
         found.append(

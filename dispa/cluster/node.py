@@ -23,6 +23,7 @@ from dispa.cluster.acme_manager import AcmeManager
 from dispa.cluster.acme_metrics import AcmeCollector
 from dispa.cluster.admin_api import cluster_routes
 from dispa.cluster.bridge import CommandFailed
+from dispa.cluster.discovery_host import CoreDiscoveryHost
 from dispa.cluster.quota_client import LeasedQuota
 from dispa.cluster.raft_port_metrics import RaftPortCollector
 from dispa.cluster.raft_store import RaftTimings
@@ -91,7 +92,7 @@ class CoreNode:
         from dispa.admin.app import start_admin
 
         # Discovery providers run on the Raft leader only (LeaderDiscovery follows the role).
-        self.discovery = LeaderDiscovery(self)
+        self.discovery = LeaderDiscovery(CoreDiscoveryHost(self))
         self.ai = start_gateway_ai(self.gateway)  # learns off the request path; see docs/ai.md
         ai_routes, ai_collectors = admin_extras(self.ai)
         self.admin = await start_admin(

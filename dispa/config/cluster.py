@@ -24,6 +24,7 @@ from dispa.config.schema import (
     Admin,
     CacheSettings,
     FilterConfig,
+    FilterTypeConfig,
     Gateway,
     Listener,
     RateLimit,
@@ -43,6 +44,7 @@ class SharedConfig(Strict):
     upstreams: tuple[Upstream, ...] = ()
     routes: tuple[Route, ...] = Field(min_length=1)
     filters: tuple[FilterConfig, ...] = ()
+    filter_definitions: dict[str, FilterTypeConfig] = {}
     rate_limits: tuple[RateLimit, ...] = ()
     regions: tuple[Region, ...] = ()
     access_log: AccessLog = AccessLog()

@@ -18,12 +18,15 @@ from pydantic import ValidationError
 from dispa.config.bounds import MAX_TEXT_CHARS, BoundExceeded, bound_problems, load_yaml
 from dispa.config.errors import ConfigError, format_path
 from dispa.config.file_paths import file_context
+from dispa.config.filters import filter_config_models
 from dispa.config.schema import Gateway
 from dispa.config.validate import cross_check, raw_reference_problems
 
 # Pydantic notes the union member it tried (e.g. "headers" for a filter); users never wrote
 # those names, so they are dropped from the path.
-_INTERNAL_PATH_PARTS = {"headers", "local_rate_limit", "function-after[_check_address(), str]"}
+_INTERNAL_PATH_PARTS = {"function-after[_check_address(), str]"}
+# Filter types (registered in dispa/config/filters/) and `use:` entries are union tags too.
+_INTERNAL_PATH_PARTS |= {*filter_config_models(), "use"}
 _INTERNAL_PATH_PARTS |= {"file", "dns", "etcd", "consul", "kubernetes"}  # discovery providers
 
 
@@ -122,12 +125,20 @@ def _describe(exc: ValidationError) -> list[str]:
             message = "required field is missing"
         elif message.startswith("Value error, "):
             message = message[len("Value error, ") :]
+        elif error["type"] == "union_tag_invalid" and "'use'" in error["ctx"]["expected_tags"]:
+            # A filter entry: a type, or `use:` (schema.FilterConfig).
+            known = ", ".join(f"'{name}'" for name in filter_config_models())
+            message = (
+                f"unknown type; expected one of {known} (or `use: NAME` of a "
+                "filter_definitions entry)"
+            )
         elif error["type"] == "union_tag_invalid":
             message = f"unknown type; expected one of {error['ctx']['expected_tags']}"
         elif error["type"] == "union_tag_not_found" and "providers" in location:
             message = "each entry needs a 'type' (file, dns, etcd, consul, kubernetes)"
         elif error["type"] == "union_tag_not_found":
-            message = "each entry needs a 'type' (headers, local_rate_limit)"
+            known = ", ".join(filter_config_models())
+            message = f"each entry needs a 'type' ({known})"
         problems.append(f"{format_path(location)}: {message}")
     return problems
 
@@ -138,7 +149,13 @@ def _clean_location(location: tuple) -> list[object]:
     cleaned = []
     for index, part in enumerate(parts):
         previous = parts[index - 1] if index else None
-        if isinstance(part, str) and part in _INTERNAL_PATH_PARTS and isinstance(previous, int):
+        # ... or after a name in filter_definitions ("filter_definitions.x.headers.y").
+        named = index >= 2 and parts[index - 2] == "filter_definitions"
+        if (
+            isinstance(part, str)
+            and part in _INTERNAL_PATH_PARTS
+            and (isinstance(previous, int) or named)
+        ):
             continue
         if isinstance(part, str) and part.startswith("function-"):
             continue

@@ -8,13 +8,13 @@ a setting silently ignored. Cross-references (a route naming an upstream) are ch
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Union
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -25,8 +25,13 @@ from dispa.config.ai import Ai
 from dispa.config.authority import check_allowed_host, check_allowed_origin
 from dispa.config.discovery import Discovery, PoolReference
 from dispa.config.file_paths import FilePath
+from dispa.config.filters import filter_config_models
+from dispa.config.filters._rate_limit_key import RateLimitKey, check_rate_limit_key
+from dispa.config.filters.headers import HeadersFilter
+from dispa.config.filters.local_rate_limit import LocalRateLimitFilter  # noqa: F401
 from dispa.config.paths import is_normal, normal_form_hint
 from dispa.config.route_regex import header_regex, path_regex
+from dispa.config.strict import Strict
 from dispa.config.units import Duration, Size
 
 LB_POLICIES = (
@@ -47,10 +52,6 @@ DEFAULT_RETRY_ON = ("connect_failure", "reset")
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 # An HTTP field name: a token (RFC 9110 section 5.1), here lower-cased.
 _FIELD_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9a-z-]+", re.ASCII)
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def _check_address(value: str) -> str:
@@ -410,7 +411,7 @@ class SessionAffinity(Strict):
 
 
 class UpstreamTls(Strict):
-    """TLS from Dispa to an upstream's endpoints (upstream_tls.py builds the context)."""
+    """TLS from Dispa to an upstream's endpoints (upstream/tls.py builds the context)."""
 
     verify: bool = Field(
         True,
@@ -536,31 +537,9 @@ class Upstream(Strict):
 # ---------------------------------------------------------------- filters
 
 
-class HeadersFilter(Strict):
-    type: Literal["headers"]
-    request_add: dict[str, str] = {}
-    request_remove: tuple[str, ...] = ()
-    response_add: dict[str, str] = {}
-    response_remove: tuple[str, ...] = ()
-
-
-def _check_rate_limit_key(value: str) -> str:
-    if value in ("source_ip", "route"):
-        return value
-    kind, _, name = value.partition(":")
-    if kind == "header" and name:
-        return value
-    raise ValueError(f"'{value}' is not a rate-limit key; use source_ip, route or header:NAME")
-
-
-RateLimitKey = Annotated[str, AfterValidator(_check_rate_limit_key)]
-
-
-class LocalRateLimitFilter(Strict):
-    type: Literal["local_rate_limit"]
-    key: RateLimitKey = "source_ip"  # source_ip | header:NAME | route
-    rate: float = Field(gt=0)  # tokens added per second
-    burst: int = Field(0, ge=0)  # bucket size; 0 = same as rate
+# The filter types' config models live in dispa/config/filters/, one module each; these
+# names stay importable from here. Kept for existing imports: _check_rate_limit_key.
+_check_rate_limit_key = check_rate_limit_key
 
 
 class RateLimit(Strict):
@@ -581,7 +560,55 @@ class RateLimit(Strict):
         return value
 
 
-FilterConfig = Annotated[HeadersFilter | LocalRateLimitFilter, Field(discriminator="type")]
+class FilterReference(Strict):
+    """A filter entry that names an instance of `filter_definitions` instead of a type."""
+
+    use: str = Field(
+        pattern=_NAME,
+        description="The name of a filter defined once under `filter_definitions`: that one "
+        "instance (and its state, a rate limit's buckets say) serves every place that uses it.",
+    )
+
+
+# Every registered filter type, chosen by its `type` (the union is built from the registry
+# in dispa/config/filters/, so a new type needs no edit here).
+FilterTypeConfig = Annotated[
+    Union[tuple(filter_config_models().values())],  # noqa: UP007 (built at run time)
+    Field(discriminator="type"),
+]
+
+
+def _filter_entry_kind(value: object) -> str | None:
+    if isinstance(value, dict):
+        return "use" if "use" in value else value.get("type")
+    return "use" if isinstance(value, FilterReference) else getattr(value, "type", None)
+
+
+# An entry of a `filters` list: a filter written inline, or `{use: NAME}`.
+FilterConfig = Annotated[
+    Union[  # noqa: UP007 (built at run time)
+        tuple(
+            [Annotated[model, Tag(name)] for name, model in filter_config_models().items()]
+            + [Annotated[FilterReference, Tag("use")]]
+        )
+    ],
+    Discriminator(_filter_entry_kind),
+]
+
+
+class FiltersExecutor(Strict):
+    """The gateway's threads for filter work that blocks (crypto, a WAF engine)."""
+
+    threads: int = Field(
+        4, ge=1, le=256, description="Worker threads; each runs one filter job at a time."
+    )
+    queue: int = Field(
+        256,
+        ge=0,
+        le=65536,
+        description="Jobs that may wait for a free thread. A job submitted beyond it is not "
+        "queued: the request gets 503 `filter_executor_full` at once.",
+    )
 
 
 # ---------------------------------------------------------------- routes
@@ -802,6 +829,12 @@ class Gateway(Strict):
     upstreams: tuple[Upstream, ...] = ()
     routes: tuple[Route, ...] = Field(min_length=1)
     filters: tuple[FilterConfig, ...] = ()
+    filter_definitions: dict[str, FilterTypeConfig] = Field(
+        {},
+        description="Named filter instances, each built once and used by name (`{use: NAME}`) "
+        "in `filters` or a route's `filters`.",
+    )
+    filters_executor: FiltersExecutor = FiltersExecutor()
     rate_limits: tuple[RateLimit, ...] = ()
     regions: tuple[Region, ...] = ()
     admin: Admin = Admin()

@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections import Counter
 
 from dispa.config.discovery import discovery_problems
+from dispa.config.filters._references import filter_reference_problems
 from dispa.config.schema import Gateway, Listener, Tls, Upstream
 
 
 def cross_check(gateway: Gateway) -> list[str]:
     problems: list[str] = []
     problems += _acme_needs_a_cluster(gateway)
+    problems += filter_reference_problems(gateway)
     problems += _unique(_values(gateway.listeners, "name"), "listeners", "name")
     problems += _unique(_listen_addresses(gateway.listeners), "listeners", "address")
     problems += _unique(_values(gateway.upstreams, "name"), "upstreams", "name")

@@ -7,6 +7,9 @@ lost leadership stops them, and a changed section restarts them. Each change of 
 providers' view becomes a new config revision, committed with compare-and-set on the
 revision it was computed from, so every core and edge serves the same endpoints; a view
 that leaves the config as it is commits nothing.
+
+The core is seen through ``DiscoveryHost`` (host.py), which the cluster implements:
+discovery imports nothing of the cluster.
 """
 
 from __future__ import annotations
@@ -19,9 +22,9 @@ from collections.abc import Callable
 
 from pydantic import ValidationError
 
-from dispa.cluster.bridge import CommandFailed
 from dispa.config.discovery import Discovery
 from dispa.config.errors import ConfigError
+from dispa.discovery.host import CommitUnavailable, DiscoveryHost
 from dispa.discovery.merge import apply_discovered
 from dispa.discovery.provider import Pools
 from dispa.discovery.running import RunningProviders
@@ -37,8 +40,8 @@ class StaleView(Exception):
 
 
 class LeaderDiscovery:
-    def __init__(self, node, clock: Callable[[], float] = time.time) -> None:
-        self.node = node  # a CoreNode: store, wait_changed
+    def __init__(self, host: DiscoveryHost, clock: Callable[[], float] = time.time) -> None:
+        self.host = host
         self.clock = clock
         self.providers = RunningProviders(self._on_change, clock)
         self._refused: dict | None = None  # a proposed config that failed validation
@@ -52,9 +55,9 @@ class LeaderDiscovery:
             while True:
                 try:
                     await self.step()
-                except (StaleView, CommandFailed) as error:
+                except (StaleView, CommitUnavailable) as error:
                     log.debug("discovery: not committed yet (%s); trying again", error)
-                await self.node.wait_changed(ROLE_POLL)
+                await self.host.wait_changed(ROLE_POLL)
         finally:
             await self.providers.stop()
 
@@ -86,13 +89,13 @@ class LeaderDiscovery:
     # ------------------------------------------------------------------ state
 
     def role(self) -> str:
-        return self.node.store.status()["role"]
+        return self.host.status()["role"]
 
     def is_leader(self) -> bool:
         return self.role() == "leader"
 
     def declared(self) -> Discovery:
-        shared = self.node.store.state.current_config()
+        _, shared = self.host.config_in_force()
         try:
             return Discovery.model_validate((shared or {}).get("discovery") or {})
         except ValidationError:  # validated before commit; an old format is not fatal
@@ -109,28 +112,23 @@ class LeaderDiscovery:
         """Commit the config in force with ``merged`` applied, if that changes it.
 
         Raises StaleView when another revision won the race (the watcher retries), and
-        CommandFailed when the cluster could not commit."""
-        from dispa.cluster.admin_api import validate_shared  # the same checks as dispa apply
-
+        CommitUnavailable when the cluster could not commit."""
         async with self._lock:
-            state = self.node.store.state
-            revision, current = state.revision, state.current_config()
+            revision, current = self.host.config_in_force()
             if current is None:
                 return  # no config yet: nothing names a pool
             proposed = apply_discovered(current, merged)
             if proposed == current or proposed == self._refused:
                 return
             try:
-                validate_shared(proposed)
+                self.host.validate(proposed)  # the same checks as dispa apply
             except ConfigError as error:
                 self._refused = proposed
                 log.error(
                     "discovered endpoints refused, revision %d stays:\n%s", revision, error.render()
                 )
                 return
-            result = await self.node.store.put_config(
-                proposed, revision, self.clock(), "discovery", "endpoints from providers"
-            )
+            result = await self.host.commit(proposed, revision, self.clock())
             if not result.get("ok"):
                 raise StaleView(result.get("error", "refused"))
             if not result.get("unchanged"):
@@ -139,10 +137,10 @@ class LeaderDiscovery:
     # ------------------------------------------------------------------ status
 
     def providers_document(self) -> dict:
-        status = self.node.store.status()
+        status = self.host.status()
         leader_admin = None
         with contextlib.suppress(Exception):
-            for member in self.node.store.state.members.values():
+            for member in self.host.members():
                 if member.get("raft") == status["leader"]:
                     leader_admin = member.get("admin")
         return {

@@ -1,7 +1,7 @@
 """How long a client may take over a request body, and how many a client may stream at
 once: the rules that keep slow POSTs from holding the upstream's connections.
 
-Pure arithmetic and a counter, no I/O: the connections (h1_server.py, h2_server.py) and
+Pure arithmetic and a counter, no I/O: the connections (http1/server.py, http2/server.py) and
 the exchange ask these.
 """
 

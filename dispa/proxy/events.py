@@ -14,9 +14,9 @@ Headers = list[tuple[bytes, bytes]]
 
 class RepeatedHeaders(list):
     """The header list of a head that arrives again and again: one list shared by every
-    message with those bytes (h1_parser.py), and so never edited in place (nothing is:
+    message with those bytes (http1/parser.py), and so never edited in place (nothing is:
     filters replace headers). It remembers what the head writer made of it, so a head
-    seen before is written without reading its fields again (h1_writer.py)."""
+    seen before is written without reading its fields again (http1/writer.py)."""
 
     __slots__ = ("request_fields", "request_starts", "response_fields", "response_starts")
 

@@ -1,9 +1,11 @@
 """One request's journey: route, filters, pick an endpoint, forward, stream back, log.
 
-Protocol-agnostic: the client side is a *downstream* object (HTTP/1.1 today, HTTP/2
-later) and the upstream side feeds events from ``UpstreamConnection``. Everything is
-driven by callbacks; the only task is the connect of a new upstream connection, and no
-exception leaves this module: failures become local replies counted by reason.
+Protocol-agnostic: the client side is a *downstream* object (an HTTP/1.1 connection or
+an HTTP/2 stream) and the upstream side feeds events from an upstream connection or
+stream. Everything is driven by callbacks; the only task is the connect of a new upstream
+connection, and no exception leaves this module: failures become local replies counted by
+reason. The cache steps (cache_step.py) and the gRPC steps (grpc/exchange_steps.py) are
+kept in their own modules, so the journey here reads one phase at a time.
 """
 
 from __future__ import annotations
@@ -13,24 +15,20 @@ import time
 
 from dispa.proxy import local_reply as reasons
 from dispa.proxy.balancer.p2c_ewma import observe_latency
+from dispa.proxy.cache_step import CacheSteps
 from dispa.proxy.caching import (
     FETCH,
-    INVALIDATE,
-    NULL_DOWNSTREAM,
-    REFUSE,
-    SERVE,
-    WAIT,
-    CachedAnswer,
 )
 from dispa.proxy.client_identity import with_identity_header
 from dispa.proxy.context import RequestContext
 from dispa.proxy.events import Response, header_value
 from dispa.proxy.geo_select import region_ranking
-from dispa.proxy.grpc_status import DEADLINE_EXCEEDED, grpc_local_reply, status_fields
-from dispa.proxy.grpc_timeout import grpc_timeout_header, parse_grpc_timeout, with_grpc_timeout
-from dispa.proxy.h1_writer import LAST_CHUNK, chunk, request_head, response_head
-from dispa.proxy.h2_handshake import H2HandshakeTimeout
-from dispa.proxy.h2_upstream_headers import request_block, trailer_fields, trailer_section
+from dispa.proxy.grpc.exchange_steps import GrpcSteps
+from dispa.proxy.grpc.status import grpc_local_reply
+from dispa.proxy.grpc.timeout import with_grpc_timeout
+from dispa.proxy.http1.writer import LAST_CHUNK, chunk, request_head, response_head
+from dispa.proxy.http2.handshake import H2HandshakeTimeout
+from dispa.proxy.http2.upstream_headers import request_block, trailer_fields, trailer_section
 from dispa.proxy.local_reply import LocalReply, error_reply
 from dispa.proxy.retry_policy import may_retry, retry_condition_for_status
 from dispa.proxy.tunnel import Tunnel
@@ -49,7 +47,10 @@ BODY_BUFFER_BUDGET = 64 * 1024 * 1024
 _RETRY_SOON = ((b"retry-after", b"1"),)
 
 
-class Exchange:
+class Exchange(CacheSteps, GrpcSteps):
+    """One request from head to log. The cache steps (cache_step.py) and the gRPC steps
+    (grpc/exchange_steps.py) are its bases: steps of the same journey, kept apart."""
+
     __slots__ = (
         "_body_chunked",
         "_body_copy",
@@ -187,30 +188,6 @@ class Exchange:
                 self._cache = cache.invalidation(request, ctx)
         self._go_upstream()
 
-    def _start_grpc(self) -> bool:
-        """Note a gRPC request and its deadline; False when it was answered (a malformed
-        grpc-timeout is INTERNAL, as grpc-go answers it, rather than silently dropped)."""
-        grpc, timeout = grpc_timeout_header(self.request.headers)
-        if not grpc:
-            return True
-        self._grpc = True
-        if timeout is not None:
-            try:
-                self._grpc_deadline = self.ctx.started + parse_grpc_timeout(timeout)
-            except ValueError:
-                self.reply(error_reply(400, reasons.GRPC_BAD_TIMEOUT))
-                return False
-        return True
-
-    def body_may_pause(self) -> bool:
-        """True for a gRPC call to an HTTP/2 upstream: its client may stay quiet for as long
-        as it likes (a bidirectional stream while the server streams), so the listener's
-        body timeouts do not apply; the client's deadline and the upstream's idle timeout
-        bound the call. Asked only of a body still open, never per request. A request to
-        an HTTP/1.1 upstream cannot be gRPC, whatever it claims: the body rules hold."""
-        upstream = self.upstream
-        return self._grpc and upstream is not None and upstream.config.protocol == "h2"
-
     def _go_upstream(self) -> None:
         if self.request.has_body and not self.request_done and self._hold_or_count_body():
             return
@@ -259,100 +236,6 @@ class Exchange:
         if self._upload_counted:
             self._upload_counted = False
             self.gateway.uploads.finish(self.ctx.client_ip)
-
-    # ================================================================ edge cache
-
-    def _consult_cache(self) -> bool:
-        """Ask the cache; True when it answered (or the exchange now waits for a fetch)."""
-        cache = self.gateway.cache
-        verdict = cache.lookup(self.request, self.ctx, time.time())
-        action = verdict.action
-        if action == SERVE:
-            if verdict.refresh is not None:
-                self._refresh_in_background(verdict.refresh)
-            self._serve_cached(verdict.answer)
-            return True
-        if action == WAIT and not self._waited:
-            # Coalescing: one fetch per key; this request waits for it, once.
-            self._waited = True
-            cache.wait(verdict.key, self._after_wait)
-            return True
-        if action == REFUSE:
-            self.reply(error_reply(504, reasons.NOT_CACHED))
-            return True
-        if action == FETCH:
-            self._cache = verdict
-            if verdict.request_headers is not None:
-                self.ctx.request_headers = verdict.request_headers
-        return False
-
-    def _after_wait(self) -> None:
-        if self.finished:
-            return
-        try:
-            if not self._consult_cache():
-                self._go_upstream()
-        except Exception:
-            self.gateway.internal_error(self)
-
-    def _serve_cached(self, answer: CachedAnswer) -> None:
-        ctx = self.ctx
-        ctx.status = answer.status
-        headers = answer.headers
-        for on_response in self.route.response_filters:
-            headers = on_response(ctx, headers)
-        self.response_started = True
-        self.response_done = True
-        no_body = self.request.method == "HEAD" or answer.status in (204, 304)
-        downstream = self.downstream
-        downstream.send_response(
-            answer.status,
-            answer.reason,
-            headers,
-            None if answer.status == 304 else len(answer.body),
-            no_body,
-            ctx.request_id.encode("latin-1"),
-        )
-        if not no_body:
-            downstream.send_body(answer.body)
-            ctx.bytes_out += len(answer.body)
-        downstream.send_end()
-        if not self.request_done and self.request.has_body:
-            downstream.close_after_exchange()
-        self._finish()
-
-    def _refresh_in_background(self, verdict) -> None:
-        """stale-while-revalidate: the client has its stale answer; a request with no
-        client behind it fetches the fresh one into the cache."""
-        ctx = self.ctx
-        background_ctx = RequestContext(
-            self.request, ctx.client_ip, ctx.client_port, ctx.listener, ctx.scheme, ctx.started
-        )
-        background_ctx.request_id = ctx.request_id
-        background_ctx.route = self.route
-        background_ctx.route_name = ctx.route_name
-        background = Exchange(
-            self.gateway, self.snapshot, NULL_DOWNSTREAM, self.request, background_ctx
-        )
-        background.route = self.route
-        background.request_done = True
-        background._cache = verdict
-        background_ctx.request_headers = verdict.request_headers
-        try:
-            background._go_upstream()
-        except Exception:
-            log.exception("a background cache refresh failed to start")
-
-    def _reply_upstream_error(self, answer: LocalReply) -> None:
-        """An upstream failure: a stale stored answer wins where stale-if-error allows."""
-        verdict = self._cache
-        if verdict is not None:
-            stale = self.gateway.cache.stale_on_error(verdict, self.request, time.time())
-            if stale is not None:
-                self._drop_connection()
-                self._serve_cached(stale)
-                return
-        self.reply(answer)
 
     def on_request_data(self, data: bytes) -> None:
         self.ctx.bytes_in += len(data)
@@ -555,7 +438,7 @@ class Exchange:
             write(self._last_chunk())
 
     def _attach_stream(self, stream) -> None:
-        """HTTP/2 upstream: the request goes out as a stream's frames (h2_upstream.py)."""
+        """HTTP/2 upstream: the request goes out as a stream's frames (http2/upstream.py)."""
         block = self._head
         if block is None:
             block = self._head = self._build_block()
@@ -725,20 +608,6 @@ class Exchange:
         if conn is self.conn:
             self._on_response_end(conn, clean=True)
 
-    def _cache_tee(self, data: bytes) -> bool:
-        """Keep a copy of body bytes for the cache; True when they must not reach the
-        client (a cached answer replaces this response)."""
-        if self._cache_plan_answer is not None:
-            return True
-        body = self._cache_body
-        if body is not None:
-            self._cache_bytes += len(data)
-            if self._cache_bytes > self._cache_max:
-                self._cache_body = None  # too large to store: it only streams through
-            else:
-                body.append(data)
-        return False
-
     def _on_response(self, response: Response) -> None:
         if self._deadline_kind == "response":
             self.deadline = NO_DEADLINE
@@ -774,21 +643,9 @@ class Exchange:
         # (observe/access_log.py) but never was. An upstream's own id wins; filters may
         # still remove it.
         if self._cache is not None:
-            plan = self.gateway.cache.plan_response(
-                self._cache, self.request, status, response.reason, headers, time.time()
-            )
-            if plan.answer is not None:
-                # Served from the cache instead (304 revalidation, stale-if-error): the
-                # upstream's message is read to its end and dropped.
-                self._cache_plan_answer = plan.answer
-                return
-            headers = plan.headers
-            if plan.store:
-                self._cache_body = []
-                self._cache_max = plan.max_bytes
-                self._cache.response = (response.reason, response.headers)
-            elif self._cache.action == INVALIDATE:
-                self._cache = None  # done at the head: the body is nothing to the cache
+            headers = self._plan_cached_response(response, headers)
+            if headers is None:
+                return  # a stored answer replaces this one (cache_step.py)
         if ctx.response_cookie is not None:
             headers = [*headers, (b"set-cookie", ctx.response_cookie)]
         if ctx.region is not None:
@@ -853,34 +710,6 @@ class Exchange:
             self._release_endpoint()  # the endpoint is done with this request
             self.downstream.resume_reading("upstream")
             self.downstream.resume_reading("pending")
-
-    def _cache_ended(self, clean: bool) -> bool:
-        """The fetched response ended: store it, or answer from the cache instead. True
-        when the exchange is over (answered from the cache)."""
-        answer = self._cache_plan_answer
-        if answer is not None:
-            self._cache_plan_answer = None
-            self._release_endpoint()
-            self._serve_cached(answer)
-            return True
-        body = self._cache_body
-        if body is not None and clean:
-            self._cache_body = None
-            verdict = self._cache
-            reason, headers = verdict.response
-            try:
-                self.gateway.cache.store(
-                    verdict,
-                    self.request,
-                    self.ctx.status,
-                    reason,
-                    headers,
-                    b"".join(body),
-                    time.time(),
-                )
-            except Exception:  # a cache failure must not break the answer
-                log.exception("storing a response in the cache failed")
-        return False
 
     def on_upstream_eof(self, conn) -> None:
         """The upstream closed its side: a body delimited by the close is complete (RFC
@@ -1029,19 +858,6 @@ class Exchange:
         self.deadline = at
         self._deadline_kind = kind
 
-    def _arm_grpc_wait(self, now: float) -> None:
-        """A gRPC call's wait for its response head, which gRPC servers send with the
-        first message (a watch's may come minutes later): the route's `timeout` or the
-        upstream's `timeouts.grpc_response` when set, else the upstream's idle timeout,
-        the bound on its silence before the head as after it. The client's deadline, when
-        earlier, fires instead (_arm_deadline)."""
-        timeout = self.route.grpc_response_timeout
-        if timeout is not None:
-            self._arm_deadline(now + timeout, "response")
-        else:
-            self._last_activity = now
-            self._arm_deadline(now + self.upstream.config.timeouts.idle, "idle")
-
     def _cancel_response_timer(self) -> None:
         if self._deadline_kind == "response":
             self.deadline = NO_DEADLINE
@@ -1081,37 +897,6 @@ class Exchange:
         self._drop_connection()
         self.downstream.abort()
         self._finish()
-
-    def _on_grpc_deadline(self) -> None:
-        """The client's grpc-timeout passed: the upstream's stream is cancelled (RST_STREAM
-        CANCEL) and the client hears DEADLINE_EXCEEDED, as trailers-only before the
-        response head, else as the trailers that end the response."""
-        if self.finished or self.response_done:
-            return
-        if not self.response_started:
-            self._drop_connection()
-            self.reply(error_reply(504, reasons.GRPC_DEADLINE))
-            return
-        self._end_grpc_stream(reasons.GRPC_DEADLINE)
-
-    def _end_grpc_stream(self, reason: str) -> None:
-        """End a gRPC response under way with DEADLINE_EXCEEDED trailers, so the client
-        hears why (a reset would read as INTERNAL); the upstream's stream is cancelled."""
-        ctx = self.ctx
-        ctx.reason = reason
-        self.gateway.stats.record_local_reply(reason)
-        self._drop_connection()
-        self.response_done = True
-        downstream = self.downstream
-        message = reason.replace("_", " ")
-        downstream.send_trailers(status_fields(DEADLINE_EXCEEDED, message))
-        downstream.send_end()
-        if self.request_done:
-            self._finish()
-        else:  # a streaming client still sending: its body is read and dropped
-            downstream.close_after_exchange()
-            downstream.resume_reading("upstream")
-            downstream.resume_reading("pending")
 
     # ================================================================ WebSocket tunnel
 

@@ -44,7 +44,7 @@ class LocalReply(NamedTuple):
     reason: str  # machine-friendly cause, e.g. "no_route", "upstream_timeout"
     body: bytes = b""
     headers: tuple[tuple[bytes, bytes], ...] = ()
-    # gRPC's trailers-only form (grpc_status.py): one header block, no body and no
+    # gRPC's trailers-only form (grpc/status.py): one header block, no body and no
     # content-length, which over HTTP/2 is a single HEADERS frame with END_STREAM.
     trailers_only: bool = False
 
@@ -81,3 +81,7 @@ CLIENT_UPLOAD_LIMIT = "client_upload_limit"
 # gRPC: the client's deadline (grpc-timeout) passed, or its grpc-timeout was malformed.
 GRPC_DEADLINE = "grpc_deadline_exceeded"
 GRPC_BAD_TIMEOUT = "malformed_grpc_timeout"
+# A filter raised in one of its phases (or its pending work failed); logged with its name.
+FILTER_ERROR = "filter_error"
+# The filter executor's threads and queue were all taken: the job was not queued.
+FILTER_EXECUTOR_FULL = "filter_executor_full"

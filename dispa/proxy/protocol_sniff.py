@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 
 from dispa.proxy.exchange import NO_DEADLINE
-from dispa.proxy.h1_server import H1ServerConnection
+from dispa.proxy.http1.server import H1ServerConnection
 from dispa.proxy.tls_alpn import warn_if_alpn_refused
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -41,7 +41,7 @@ def sniff(first_bytes: bytes) -> type | None:
 
 def h2_connection_class() -> type:
     """Imported on first use: a gateway no HTTP/2 client talks to never loads h2 (memory)."""
-    from dispa.proxy.h2_server import H2ServerConnection
+    from dispa.proxy.http2.server import H2ServerConnection
 
     return H2ServerConnection
 

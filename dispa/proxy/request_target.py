@@ -1,6 +1,6 @@
 """A request target turned into its one origin-form (RFC 9112 3.2): pure, no I/O.
 
-Called once per request head read (a remembered head keeps its answer: h1_parser), by the
+Called once per request head read (a remembered head keeps its answer: http1.parser), by the
 HTTP/1.1 parser and the HTTP/2 header block reader alike, so routing, access rules, the
 cache key and what the upstream receives all see the same ``(path, query)``:
 

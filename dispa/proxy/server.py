@@ -21,15 +21,15 @@ from dispa.config.schema import Listener, split_address
 from dispa.observe.access_log import AccessLog, NullAccessLog
 from dispa.observe.stats import DataPlaneStats
 from dispa.proxy.body_pace import UploadsByClient
-from dispa.proxy.h1_server import H1ServerConnection
+from dispa.proxy.http1.server import H1ServerConnection
 from dispa.proxy.local_reply import error_reply
 from dispa.proxy.protocol_sniff import ProtocolSniffer
 from dispa.proxy.quota import LocalQuota, QuotaAccount
 from dispa.proxy.sessions import LocalSessions, SessionTable
 from dispa.proxy.snapshot import Snapshot, compile_snapshot
 from dispa.proxy.tls import CertificateSet, ListenerTls, TlsSetupError, build_certificates
-from dispa.proxy.upstream import UpstreamSet
-from dispa.proxy.upstream_tls import UpstreamTlsError
+from dispa.proxy.upstream.pools import UpstreamSet
+from dispa.proxy.upstream.tls import UpstreamTlsError
 
 log = logging.getLogger("dispa.gateway")
 

@@ -12,17 +12,19 @@ import time
 from dispa.config.schema import Gateway, Route
 from dispa.proxy.filters.global_rate_limit import GlobalRateLimit
 from dispa.proxy.filters.headers import HeadersEdit
-from dispa.proxy.filters.registry import build_filter
+from dispa.proxy.filters.registry import FilterServices, build_filter
+from dispa.proxy.filters.route_chain import FilterChain
 from dispa.proxy.local_reply import LocalReply
 from dispa.proxy.quota import LocalQuota, QuotaAccount
 from dispa.proxy.router import CompiledRoute, Router
-from dispa.proxy.upstream import UpstreamRuntime
+from dispa.proxy.upstream.pools import UpstreamRuntime
 
 
 class RouteRuntime:
     __slots__ = (
         "cache",
         "direct_reply",
+        "filter_chain",
         "geo_nearest",
         "grpc_response_timeout",
         "log_filters",
@@ -43,6 +45,10 @@ class RouteRuntime:
         self.request_filters = tuple(h for f in filters if (h := f.handler("on_request")))
         self.response_filters = tuple(h for f in filters if (h := f.handler("on_response")))
         self.log_filters = tuple(h for f in filters if (h := f.handler("on_log")))
+        # The filter engine's view (filters/route_chain.py): stages applied, every phase,
+        # body needs. The three tuples above, in config order, serve the exchange until
+        # it runs the chain instead.
+        self.filter_chain = FilterChain(filters)
         self.prefix = config.match.path_prefix
         # "" is a rewrite too (strip the prefix), so test for None, not for truth.
         rewrite = config.prefix_rewrite
@@ -132,23 +138,47 @@ def compile_snapshot(
     upstreams: dict[str, UpstreamRuntime],
     source: str = "",
     quota: QuotaAccount | None = None,
+    filter_services: FilterServices | None = None,
 ) -> Snapshot:
     """Compile ``config``; global rate limits count through ``quota`` (local if None)."""
     quota = quota if quota is not None else LocalQuota()
-    global_filters = [build_filter(f) for f in config.filters]
+    services = filter_services or FilterServices()
+    named = _named_filters(config, services)
+    global_filters = [_built(f, named, services, "filters") for f in config.filters]
     limits = [(limit, GlobalRateLimit(limit, quota)) for limit in config.rate_limits]
     compiled = []
     for index, route in enumerate(config.routes):
         name = route.name or f"route{index}"
         # Global limits run first: a refused request costs no other filter any work.
         applying = [f for limit, f in limits if not limit.routes or route.name in limit.routes]
-        filters = applying + global_filters + [build_filter(f) for f in route.filters]
+        own = [_built(f, named, services, f"route '{name}'") for f in route.filters]
+        filters = applying + global_filters + own
         if route.headers is not None:
             filters.append(HeadersEdit(route.headers))
         upstream = upstreams[route.upstream] if route.upstream else None
         runtime = RouteRuntime(name, route, upstream, filters)
         compiled.append(CompiledRoute(route.match, index, runtime))
     return Snapshot(config, revision, Router(compiled), upstreams, source)
+
+
+def _named_filters(config: Gateway, services: FilterServices) -> dict:
+    """``filter_definitions``: each built once, so every use shares one instance (and its
+    state); its name is the definition's, in logs and on the request context."""
+    named = {}
+    for name, definition in config.filter_definitions.items():
+        instance = build_filter(definition, services)
+        instance.name = name
+        named[name] = instance
+    return named
+
+
+def _built(entry, named: dict, services: FilterServices, where: str):
+    use = getattr(entry, "use", None)
+    if use is None:
+        return build_filter(entry, services)
+    if use not in named:  # validation reports it first; this guards direct callers
+        raise ValueError(f"{where}: unknown filter definition '{use}'")
+    return named[use]
 
 
 def _host_header(request) -> str:

@@ -14,7 +14,7 @@ from conftest import HOST, PYTHON, Gateway, Processes, can_connect, free_port, m
 from support import wait_until
 from test_h2_upstream import H2Upstream, TrailerSocket
 
-from dispa.proxy.grpc_timeout import parse_grpc_timeout
+from dispa.proxy.grpc.timeout import parse_grpc_timeout
 
 GRPC_UPSTREAM = Path(__file__).resolve().parent / "upstreams" / "grpc_upstream.py"
 MAX_MESSAGE = 16 * 1024 * 1024

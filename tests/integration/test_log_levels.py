@@ -79,7 +79,7 @@ def send_h2_requests(port: int) -> None:
 
 def wait_for_dispa_debug(process) -> None:
     wait_until(
-        lambda: ("DEBUG", "dispa.proxy.health_checker") in logged(process.stderr_text()),
+        lambda: ("DEBUG", "dispa.proxy.upstream.health_checker") in logged(process.stderr_text()),
         timeout=10.0,
         what="Dispa's own debug line about the refused health probe",
     )

@@ -22,7 +22,7 @@ from math import ceil
 from operator import attrgetter
 
 from dispa.proxy.balancer.weight_factor import effective_weights
-from dispa.proxy.endpoint import Endpoint
+from dispa.proxy.upstream.endpoint import Endpoint
 
 _active_requests = attrgetter("active_requests")
 

@@ -14,7 +14,7 @@ from dispa.proxy.balancer.random_choice import RandomChoice
 from dispa.proxy.balancer.ring_hash import RingHash
 from dispa.proxy.balancer.round_robin import RoundRobin
 from dispa.proxy.balancer.weighted_round_robin import WeightedRoundRobin
-from dispa.proxy.endpoint import Endpoint
+from dispa.proxy.upstream.endpoint import Endpoint
 
 # The config model owns the list of policy names; the data plane builds what it names.
 POLICIES = LB_POLICIES

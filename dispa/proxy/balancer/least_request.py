@@ -8,7 +8,7 @@ loaded one is O(1) and, as Mitzenmacher showed, nearly as even (Envoy's default)
 from __future__ import annotations
 
 from dispa.proxy.balancer.two_choices import TwoChoices
-from dispa.proxy.endpoint import Endpoint
+from dispa.proxy.upstream.endpoint import Endpoint
 
 
 class LeastRequest(TwoChoices):

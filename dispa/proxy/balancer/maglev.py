@@ -21,7 +21,7 @@ from dispa.proxy.balancer.base import Balancer
 from dispa.proxy.balancer.bounded_load import LoadBound
 from dispa.proxy.balancer.stable_hash import hash64
 from dispa.proxy.balancer.weight_factor import damped_factors, keeps_turn
-from dispa.proxy.endpoint import Endpoint
+from dispa.proxy.upstream.endpoint import Endpoint
 
 # Envoy's default: about 512 KiB of references per pool, and shares even to 1/65537.
 # Building it takes about 0.1 s in Python; pass a smaller prime for small pools.

@@ -11,7 +11,7 @@ from bisect import bisect_left
 
 from dispa.observe.stats import LATENCY_BUCKETS
 from dispa.proxy.balancer.two_choices import TwoChoices
-from dispa.proxy.endpoint import Endpoint
+from dispa.proxy.upstream.endpoint import Endpoint
 
 # A measured latency of 0 (coarse clock) is stored as this, so that 0.0 keeps meaning
 # "no sample yet".

@@ -9,7 +9,7 @@ from itertools import accumulate
 
 from dispa.proxy.balancer.base import Balancer
 from dispa.proxy.balancer.weight_factor import effective_weights
-from dispa.proxy.endpoint import Endpoint
+from dispa.proxy.upstream.endpoint import Endpoint
 
 
 class RandomChoice(Balancer):

@@ -28,7 +28,7 @@ from hashlib import blake2b
 from dispa.proxy.balancer.base import Balancer
 from dispa.proxy.balancer.bounded_load import LoadBound
 from dispa.proxy.balancer.weight_factor import damped_factors, keeps_turn
-from dispa.proxy.endpoint import Endpoint
+from dispa.proxy.upstream.endpoint import Endpoint
 
 VNODES_PER_WEIGHT = 160
 MAX_RING_SIZE = 1 << 14

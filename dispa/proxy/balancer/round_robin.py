@@ -8,7 +8,7 @@ from itertools import cycle
 
 from dispa.proxy.balancer.base import Balancer
 from dispa.proxy.balancer.weight_factor import damped_factors, keeps_turn
-from dispa.proxy.endpoint import Endpoint
+from dispa.proxy.upstream.endpoint import Endpoint
 
 
 class RoundRobin(Balancer):

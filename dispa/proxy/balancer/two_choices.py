@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from dispa.proxy.balancer.base import Balancer
 from dispa.proxy.balancer.weight_factor import damped_factors, keeps_turn
-from dispa.proxy.endpoint import Endpoint
+from dispa.proxy.upstream.endpoint import Endpoint
 
 
 class TwoChoices(Balancer):

@@ -14,7 +14,7 @@ from math import gcd
 
 from dispa.proxy.balancer.base import Balancer
 from dispa.proxy.balancer.weight_factor import integer_weights
-from dispa.proxy.endpoint import Endpoint
+from dispa.proxy.upstream.endpoint import Endpoint
 
 # The sequence repeats every sum(weights) / gcd(weights) picks. When computing one period
 # costs at most this many steps (period x endpoints), it is computed once at build time

@@ -17,6 +17,8 @@ from dispa.proxy.quota import QuotaAccount
 
 class GlobalRateLimit(Filter):
     name = "global_rate_limit"
+    # Anonymous (client address, route) or by a header: see LocalRateLimit's stage.
+    stage = "admission"
 
     def __init__(self, config: RateLimit, quota: QuotaAccount, clock=time.time) -> None:
         self.limit_name = config.name
@@ -26,6 +28,8 @@ class GlobalRateLimit(Filter):
         # Wall-clock time: windows are aligned to the epoch so every node agrees on them.
         self.clock = clock
         self._key = request_key(config.key)
+        if config.key.startswith("header:"):
+            self.stage = "rate_limit"
 
     def on_request(self, ctx):
         key = self._key(ctx)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dispa.config.schema import HeadersFilter
 from dispa.proxy.events import Headers, RepeatedHeaders
 from dispa.proxy.filters.base import Filter
+from dispa.proxy.filters.registry import filter_type
 
 # Edits remembered per filter and direction (see _edited); bounded like the parser's tables.
 _MEMO_LIMIT = 512
@@ -22,6 +23,7 @@ def _dropped(remove: frozenset[bytes], add: tuple) -> frozenset[bytes]:
     return remove | {name for name, _ in add}
 
 
+@filter_type(HeadersFilter, stage="transform")
 class HeadersEdit(Filter):
     name = "headers"
 

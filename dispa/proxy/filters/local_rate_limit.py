@@ -12,6 +12,7 @@ import time
 from dispa.config.schema import LocalRateLimitFilter
 from dispa.proxy.filters.base import Filter
 from dispa.proxy.filters.keys import request_key
+from dispa.proxy.filters.registry import filter_type
 from dispa.proxy.filters.token_bucket import TokenBucket
 from dispa.proxy.local_reply import RATE_LIMITED, error_reply
 
@@ -20,6 +21,7 @@ from dispa.proxy.local_reply import RATE_LIMITED, error_reply
 _SWEEP_AT = 100_000
 
 
+@filter_type(LocalRateLimitFilter, stage="rate_limit")
 class LocalRateLimit(Filter):
     name = "local_rate_limit"
 
@@ -30,6 +32,11 @@ class LocalRateLimit(Filter):
         self.buckets: dict[object, TokenBucket] = {}
         self.limited = 0
         self._key = request_key(config.key)
+        # Keyed by client address or route, the limit needs nobody's identity: it runs
+        # first (admission), so a refused request costs no other filter any work. Keyed by
+        # a header, it may count per consumer: after authn and authz.
+        if config.key in ("source_ip", "route"):
+            self.stage = "admission"
 
     def on_request(self, ctx):
         now = self.clock()

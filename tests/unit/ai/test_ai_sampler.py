@@ -8,7 +8,7 @@ from dispa.ai.sampler import read_gateway
 from dispa.config.load import build_gateway
 from dispa.observe.stats import DataPlaneStats
 from dispa.proxy.balancer.p2c_ewma import observe_latency
-from dispa.proxy.upstream import UpstreamSet
+from dispa.proxy.upstream.pools import UpstreamSet
 
 
 async def test_endpoint_route_and_region_counters_are_read():

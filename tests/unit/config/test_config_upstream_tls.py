@@ -132,6 +132,6 @@ def test_key_of_another_certificate(tmp_path: Path, files: dict[str, Path]) -> N
 
 
 def test_tls_with_h2_is_accepted() -> None:
-    # The HTTP/2 pool connects over TLS and insists on h2 by ALPN (h2_upstream_pool.py).
+    # The HTTP/2 pool connects over TLS and insists on h2 by ALPN (http2/upstream_pool.py).
     upstream = build_gateway(gateway_with({}, protocol="h2"), "test.yaml").upstreams[0]
     assert (upstream.protocol, upstream.tls is not None) == ("h2", True)

@@ -12,6 +12,7 @@ import asyncio
 import json
 from pathlib import Path
 
+from dispa.cluster.discovery_host import CoreDiscoveryHost
 from dispa.cluster.state import ClusterState
 from dispa.discovery.leader import LeaderDiscovery
 
@@ -72,7 +73,7 @@ async def test_the_leader_commits_each_change_and_stops_when_it_loses_leadership
     source.write_text(json.dumps({"web": [{"address": "127.0.0.1:9001", "weight": 2}]}))
     node = Node()
     node.store.state.put_config(shared_config(source), None, 1.0, "operator")
-    discovery = LeaderDiscovery(node, clock=lambda: 100.0)
+    discovery = LeaderDiscovery(CoreDiscoveryHost(node), clock=lambda: 100.0)
     task = asyncio.create_task(discovery.run())
     try:
         await async_wait_until(lambda: endpoints(node), timeout=5, what="the first commit")
@@ -115,7 +116,7 @@ async def test_a_view_that_fails_validation_is_refused_once_and_logged(
     source.write_text(json.dumps({"web": [{"address": "127.0.0.1:9001", "region": "mars"}]}))
     node = Node()
     node.store.state.put_config(shared_config(source), None, 1.0, "operator")
-    discovery = LeaderDiscovery(node)
+    discovery = LeaderDiscovery(CoreDiscoveryHost(node))
     task = asyncio.create_task(discovery.run())
     try:
         await async_wait_until(
@@ -132,7 +133,7 @@ async def test_a_view_that_fails_validation_is_refused_once_and_logged(
 async def test_no_providers_declared_means_nothing_runs(tmp_path: Path) -> None:
     node = Node()
     node.store.state.put_config({"routes": [{"direct_response": {"status": 200}}]}, None, 1.0)
-    discovery = LeaderDiscovery(node)
+    discovery = LeaderDiscovery(CoreDiscoveryHost(node))
     await discovery.step()
     assert not discovery.providers.running
     assert discovery.providers_document()["providers"] == []
@@ -145,7 +146,7 @@ async def test_cores_on_an_etcd_store_say_once_that_providers_do_not_run(
     node = Node()
     node.store.role = "etcd-client"
     node.store.state.put_config(shared_config(tmp_path / "endpoints.json"), None, 1.0)
-    discovery = LeaderDiscovery(node)
+    discovery = LeaderDiscovery(CoreDiscoveryHost(node))
     await discovery.step()
     await discovery.step()
     assert not discovery.providers.running

@@ -8,9 +8,9 @@ import uvloop
 from memory_transport import Transport
 
 from dispa.config.load import load_text
-from dispa.proxy import h1_server
 from dispa.proxy.body_pace import NO_DEADLINE, UploadsByClient, paced_deadline
-from dispa.proxy.h1_server import H1ServerConnection
+from dispa.proxy.http1 import server as h1_server
+from dispa.proxy.http1.server import H1ServerConnection
 from dispa.proxy.server import Gateway
 
 LIMITS = SimpleNamespace(min_body_rate=500, body_rate_grace=20.0)

@@ -4,7 +4,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dispa.config.schema import Circuit
-from dispa.proxy.circuit import CircuitBreaker
+from dispa.proxy.upstream.circuit import CircuitBreaker
 
 
 def test_requests_beyond_the_limit_are_refused_and_counted():

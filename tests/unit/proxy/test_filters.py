@@ -15,10 +15,10 @@ from dispa.proxy.filters.headers import HeadersEdit
 from dispa.proxy.filters.local_rate_limit import LocalRateLimit
 from dispa.proxy.filters.registry import FILTER_TYPES, build_filter
 from dispa.proxy.filters.token_bucket import TokenBucket
-from dispa.proxy.h1_parser import RequestParser
+from dispa.proxy.http1.parser import RequestParser
 from dispa.proxy.local_reply import LocalReply
 from dispa.proxy.snapshot import RouteRuntime, compile_snapshot
-from dispa.proxy.upstream import UpstreamSet
+from dispa.proxy.upstream.pools import UpstreamSet
 
 
 class Clock:
@@ -45,12 +45,19 @@ def context(headers=(), client_ip="10.0.0.1", route_name="r", host=b"a") -> Requ
 
 
 def test_phases_are_named_in_the_order_they_run():
-    assert PHASES == ("on_request", "on_response", "on_log")
+    assert PHASES == (
+        "on_request",
+        "on_request_body",
+        "on_upstream_request",
+        "on_response",
+        "on_response_body",
+        "on_log",
+    )
 
 
 def test_a_plain_filter_has_no_handlers_and_continues():
     plain = Filter()
-    assert [plain.handler(phase) for phase in PHASES] == [None, None, None]
+    assert [plain.handler(phase) for phase in PHASES] == [None] * len(PHASES)
     assert plain.on_request(None) is None
     assert plain.on_response(None, [(b"a", b"1")]) == [(b"a", b"1")]
     assert plain.on_log(None) is None
@@ -126,7 +133,7 @@ def test_headers_handler_is_none_for_phases_with_nothing_to_do():
     assert response_only.handler("on_request") is None
     assert response_only.handler("on_response") == response_only.on_response
     empty = HeadersEdit(HeadersFilter(type="headers"))
-    assert [empty.handler(phase) for phase in PHASES] == [None, None, None]
+    assert [empty.handler(phase) for phase in PHASES] == [None] * len(PHASES)
 
 
 # ------------------------------------------------------------------ token bucket

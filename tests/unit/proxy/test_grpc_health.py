@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dispa.proxy.grpc_health import (
+from dispa.proxy.grpc.health import (
     GrpcHealthError,
     decode_check_response,
     encode_check_request,

@@ -10,9 +10,9 @@ from concurrent import futures
 import pytest
 
 from dispa.config.schema import HealthCheck
-from dispa.proxy.endpoint import Endpoint
-from dispa.proxy.grpc_health import GrpcHealthError
-from dispa.proxy.health_checker import ActiveHealthChecker, describe_error, probe_grpc
+from dispa.proxy.grpc.health import GrpcHealthError
+from dispa.proxy.upstream.endpoint import Endpoint
+from dispa.proxy.upstream.health_checker import ActiveHealthChecker, describe_error, probe_grpc
 
 grpc = pytest.importorskip("grpc")
 health = pytest.importorskip("grpc_health.v1.health")

@@ -12,7 +12,7 @@ import pytest
 from dispa.config.load import load_text
 from dispa.config.schema import Timeouts
 from dispa.proxy.snapshot import RouteRuntime
-from dispa.proxy.upstream import UpstreamSet
+from dispa.proxy.upstream.pools import UpstreamSet
 
 
 def route(grpc_response: str = "", per_try: str = "", route_timeout: str = "") -> RouteRuntime:

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dispa.proxy import grpc_status as codes
 from dispa.proxy import local_reply as reasons
-from dispa.proxy.grpc_status import (
+from dispa.proxy.grpc import status as codes
+from dispa.proxy.grpc.status import (
     decode_grpc_message,
     encode_grpc_message,
     grpc_local_reply,

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dispa.proxy.grpc_timeout import (
+from dispa.proxy.grpc.timeout import (
     encode_grpc_timeout,
     grpc_timeout_header,
     parse_grpc_timeout,

@@ -8,10 +8,11 @@ from pathlib import Path
 import httptools
 import uvloop
 
-from dispa.proxy import h1_parser, h1_writer
 from dispa.proxy.events import Request, Response
-from dispa.proxy.h1_parser import RequestParser, ResponseParser
-from dispa.proxy.h1_writer import request_head, response_head
+from dispa.proxy.http1 import parser as h1_parser
+from dispa.proxy.http1 import writer as h1_writer
+from dispa.proxy.http1.parser import RequestParser, ResponseParser
+from dispa.proxy.http1.writer import request_head, response_head
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
 import hot_path

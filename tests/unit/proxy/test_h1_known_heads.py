@@ -11,11 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dispa.config.schema import HeadersFilter
-from dispa.proxy import h1_parser
 from dispa.proxy.events import Data, EndOfMessage, RepeatedHeaders, Request, Response
 from dispa.proxy.filters.headers import HeadersEdit
-from dispa.proxy.h1_parser import ProtocolError, RequestParser, ResponseParser
-from dispa.proxy.h1_writer import request_head, response_head
+from dispa.proxy.http1 import parser as h1_parser
+from dispa.proxy.http1.parser import ProtocolError, RequestParser, ResponseParser
+from dispa.proxy.http1.writer import request_head, response_head
 
 GET = b"GET /a?b=1 HTTP/1.1\r\nHost: a.test\r\nUser-Agent: t/1\r\nX-Forwarded-For: 9.9.9.9\r\n\r\n"
 OTHER = b"GET /other HTTP/1.1\r\nHost: b.test\r\n\r\n"

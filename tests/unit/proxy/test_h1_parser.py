@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dispa.proxy.events import Data, EndOfMessage, InterimResponse, Request, Response
-from dispa.proxy.h1_parser import ProtocolError, RequestParser, ResponseParser, UpgradeRequested
+from dispa.proxy.http1.parser import ProtocolError, RequestParser, ResponseParser, UpgradeRequested
 
 
 def parse(data: bytes, max_head: int = 65536, max_body: int = 0) -> list:

@@ -22,12 +22,12 @@ from hypothesis import strategies as st
 from memory_transport import Transport
 
 from dispa.config.load import load_text
-from dispa.proxy import h1_parser
 from dispa.proxy.exchange import Exchange
-from dispa.proxy.h1_parser import RequestParser, ResponseParser
-from dispa.proxy.h1_server import H1ServerConnection
+from dispa.proxy.http1 import parser as h1_parser
+from dispa.proxy.http1.parser import RequestParser, ResponseParser
+from dispa.proxy.http1.server import H1ServerConnection
 from dispa.proxy.server import Gateway
-from dispa.proxy.upstream_connection import UpstreamConnection
+from dispa.proxy.upstream.connection import UpstreamConnection
 
 CONFIG = """
 listeners: [{name: public, address: "127.0.0.1:0"}]

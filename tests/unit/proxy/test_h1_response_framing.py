@@ -16,10 +16,10 @@ from memory_transport import Transport
 
 from dispa.config.load import load_text
 from dispa.proxy.events import Data, EndOfMessage, Response
-from dispa.proxy.h1_parser import ResponseParser
-from dispa.proxy.h1_server import H1ServerConnection
+from dispa.proxy.http1.parser import ResponseParser
+from dispa.proxy.http1.server import H1ServerConnection
 from dispa.proxy.server import Gateway
-from dispa.proxy.upstream_connection import UpstreamConnection
+from dispa.proxy.upstream.connection import UpstreamConnection
 
 HEAD = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"
 SMUGGLED = b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged"

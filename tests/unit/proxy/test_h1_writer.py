@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dispa.proxy.h1_parser import RequestParser, ResponseParser
-from dispa.proxy.h1_writer import (
+from dispa.proxy.http1.parser import RequestParser, ResponseParser
+from dispa.proxy.http1.writer import (
     HOP_BY_HOP,
     LAST_CHUNK,
     chunk,

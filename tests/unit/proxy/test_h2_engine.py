@@ -31,7 +31,7 @@ from hyperframe.frame import (
     WindowUpdateFrame,
 )
 
-from dispa.proxy.h2_engine import (
+from dispa.proxy.http2.engine import (
     ConnectionTerminated,
     DataReceived,
     H2ProtocolError,
@@ -45,7 +45,7 @@ from dispa.proxy.h2_engine import (
     TrailersReceived,
     WindowUpdated,
 )
-from dispa.proxy.h2_hpack import LiteralEncoder
+from dispa.proxy.http2.hpack import LiteralEncoder
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 

@@ -24,7 +24,7 @@ from hyperframe.frame import (
     WindowUpdateFrame,
 )
 
-from dispa.proxy.h2_engine import (
+from dispa.proxy.http2.engine import (
     H2ProtocolError,
     RequestReceived,
     StreamClosedError,

@@ -8,13 +8,13 @@ import struct
 import pytest
 from hyperframe.frame import GoAwayFrame, PingFrame, RstStreamFrame, SettingsFrame
 
-from dispa.proxy.h2_engine import (
+from dispa.proxy.http2.engine import (
     H2ProtocolError,
     HeadersTooLarge,
     RequestReceived,
     StreamReset,
 )
-from dispa.proxy.h2_fields import check_request
+from dispa.proxy.http2.fields import check_request
 from tests.unit.proxy.test_h2_engine import (
     CONTINUATION,
     END_HEADERS,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dispa.proxy.h1_parser import RequestParser, ResponseParser
-from dispa.proxy.h2_headers import MalformedRequest, request_from_headers, response_headers
+from dispa.proxy.http1.parser import RequestParser, ResponseParser
+from dispa.proxy.http2.headers import MalformedRequest, request_from_headers, response_headers
 
 
 def block(method=b"GET", path=b"/a/b?x=1", authority=b"Example.COM:8443", *extra):
@@ -187,7 +187,7 @@ def test_an_unusual_status_is_still_encoded():
 
 
 def test_what_is_remembered_of_field_names_stays_bounded():
-    from dispa.proxy import h2_headers
+    from dispa.proxy.http2 import headers as h2_headers
 
     for number in range(h2_headers._NAMES_LIMIT + 10):
         response_headers(200, [(b"X-Invented-%d" % number, b"1")], None, None)

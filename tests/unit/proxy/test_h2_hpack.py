@@ -6,7 +6,7 @@ from hpack import Decoder
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dispa.proxy.h2_hpack import LiteralEncoder, encode_integer
+from dispa.proxy.http2.hpack import LiteralEncoder, encode_integer
 
 names = st.one_of(
     st.sampled_from([b":status", b"content-type", b"date", b"via", b"set-cookie", b"server"]),
@@ -44,7 +44,7 @@ def test_integer_prefixes() -> None:
 
 
 def test_request_ids_are_encoded_but_not_remembered() -> None:
-    from dispa.proxy import h2_hpack
+    from dispa.proxy.http2 import hpack as h2_hpack
 
     encoder = LiteralEncoder()
     block = encoder.encode([(b":status", b"200"), (b"x-request-id", b"only-once-1234")])

@@ -28,9 +28,9 @@ from h2.events import (
 from h2.settings import SettingCodes
 
 from dispa.config.load import build_gateway
-from dispa.proxy import h2_server
-from dispa.proxy.h2_server import MAX_CONCURRENT_STREAMS, H2ServerConnection
-from dispa.proxy.h2_stream import OUTPUT_HIGH_WATER
+from dispa.proxy.http2 import server as h2_server
+from dispa.proxy.http2.server import MAX_CONCURRENT_STREAMS, H2ServerConnection
+from dispa.proxy.http2.stream import OUTPUT_HIGH_WATER
 from dispa.proxy.server import Gateway
 
 # ---------------------------------------------------------------- an upstream in this loop

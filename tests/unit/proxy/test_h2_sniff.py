@@ -8,8 +8,8 @@ import pytest
 
 from dispa.proxy import protocol_sniff
 from dispa.proxy.exchange import NO_DEADLINE
-from dispa.proxy.h1_server import H1ServerConnection
-from dispa.proxy.h2_server import H2ServerConnection
+from dispa.proxy.http1.server import H1ServerConnection
+from dispa.proxy.http2.server import H2ServerConnection
 from dispa.proxy.protocol_sniff import PREFACE, ProtocolSniffer, sniff
 
 

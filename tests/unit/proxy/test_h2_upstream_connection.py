@@ -18,9 +18,9 @@ from h2.events import (
 )
 from h2.settings import SettingCodes, Settings
 
-from dispa.proxy import h2_upstream
-from dispa.proxy.h2_upstream import MAX_CONTROL_EVENTS, STREAM_WINDOW, H2UpstreamConnection
-from dispa.proxy.h2_upstream_pool import H2EndpointPool
+from dispa.proxy.http2 import upstream as h2_upstream
+from dispa.proxy.http2.upstream import MAX_CONTROL_EVENTS, STREAM_WINDOW, H2UpstreamConnection
+from dispa.proxy.http2.upstream_pool import H2EndpointPool
 
 REQUEST = [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", b"a"), (b":path", b"/")]
 

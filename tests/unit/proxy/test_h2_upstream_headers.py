@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dispa.proxy.h2_upstream_headers import (
+from dispa.proxy.http2.upstream_headers import (
     MalformedResponse,
     accepts_trailers,
     request_block,

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from dispa.proxy.h2_handshake import H2HandshakeTimeout
-from dispa.proxy.h2_upstream_pool import H2EndpointPool
+from dispa.proxy.http2.handshake import H2HandshakeTimeout
+from dispa.proxy.http2.upstream_pool import H2EndpointPool
 
 
 async def _server(handler) -> tuple[asyncio.Server, int]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from dispa.proxy.h2_upstream_pool import H2EndpointPool
+from dispa.proxy.http2.upstream_pool import H2EndpointPool
 
 
 class FullConnection:

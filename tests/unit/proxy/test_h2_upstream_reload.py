@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dispa.config.schema import Upstream
-from dispa.proxy.h2_upstream_pool import H2EndpointPool
-from dispa.proxy.health_checker import probe_status, probe_status_over_h2
-from dispa.proxy.upstream import UpstreamSet
-from dispa.proxy.upstream_connection import EndpointPool
+from dispa.proxy.http2.upstream_pool import H2EndpointPool
+from dispa.proxy.upstream.connection import EndpointPool
+from dispa.proxy.upstream.health_checker import probe_status, probe_status_over_h2
+from dispa.proxy.upstream.pools import UpstreamSet
 
 
 def upstream(protocol: str) -> Upstream:

@@ -7,9 +7,9 @@ import struct
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dispa.proxy.h1_writer import response_head
-from dispa.proxy.h2_headers import MalformedRequest, request_from_headers
-from dispa.proxy.h2_websocket import (
+from dispa.proxy.http1.writer import response_head
+from dispa.proxy.http2.headers import MalformedRequest, request_from_headers
+from dispa.proxy.http2.websocket import (
     tunnel_response_headers,
     websocket_accept,
     websocket_key,

@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from dispa.config.schema import HealthCheck
-from dispa.proxy.endpoint import Endpoint
-from dispa.proxy.health_checker import (
+from dispa.proxy.upstream.endpoint import Endpoint
+from dispa.proxy.upstream.health_checker import (
     ActiveHealthChecker,
     ProbeError,
     parse_status,

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dispa.proxy.health_state import HealthState
+from dispa.proxy.upstream.health_state import HealthState
 
 
 def test_goes_down_only_after_unhealthy_threshold_failures_in_a_row():

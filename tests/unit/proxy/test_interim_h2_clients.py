@@ -13,9 +13,9 @@ from memory_transport import Transport
 from test_h2_server import Client
 
 from dispa.config.load import load_text
-from dispa.proxy.h2_server import H2ServerConnection
+from dispa.proxy.http2.server import H2ServerConnection
 from dispa.proxy.server import Gateway
-from dispa.proxy.upstream_connection import UpstreamConnection
+from dispa.proxy.upstream.connection import UpstreamConnection
 
 CONFIG = """
 listeners: [{name: public, address: "127.0.0.1:0"}]

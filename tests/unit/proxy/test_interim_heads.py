@@ -14,13 +14,13 @@ import uvloop
 from memory_transport import Transport
 
 from dispa.config.load import load_text
-from dispa.proxy import h1_parser
 from dispa.proxy.events import Data, EndOfMessage, InterimResponse, Response
-from dispa.proxy.h1_parser import MAX_RESPONSE_HEAD_BYTES, ProtocolError, ResponseParser
-from dispa.proxy.h1_server import H1ServerConnection
-from dispa.proxy.h1_writer import interim_head
+from dispa.proxy.http1 import parser as h1_parser
+from dispa.proxy.http1.parser import MAX_RESPONSE_HEAD_BYTES, ProtocolError, ResponseParser
+from dispa.proxy.http1.server import H1ServerConnection
+from dispa.proxy.http1.writer import interim_head
 from dispa.proxy.server import Gateway
-from dispa.proxy.upstream_connection import UpstreamConnection
+from dispa.proxy.upstream.connection import UpstreamConnection
 
 EARLY_HINTS = b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n"
 FINAL = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"

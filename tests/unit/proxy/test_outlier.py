@@ -3,8 +3,8 @@
 import pytest
 
 from dispa.config.schema import Outlier
-from dispa.proxy.endpoint import Endpoint
-from dispa.proxy.outlier import OutlierDetector
+from dispa.proxy.upstream.endpoint import Endpoint
+from dispa.proxy.upstream.outlier import OutlierDetector
 
 
 def endpoints(count: int) -> list[Endpoint]:

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dispa.proxy.h1_parser import ProtocolError, RequestParser
-from dispa.proxy.h2_headers import MalformedRequest, request_from_headers
+from dispa.proxy.http1.parser import ProtocolError, RequestParser
+from dispa.proxy.http2.headers import MalformedRequest, request_from_headers
 from dispa.proxy.request_target import (
     DEFAULT_RULES,
     PathRefused,

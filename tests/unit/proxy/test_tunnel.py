@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from dispa.proxy.events import EndOfMessage, Request, Response
-from dispa.proxy.h1_parser import RequestParser, ResponseParser, UpgradeRequested
-from dispa.proxy.h1_writer import request_head, response_head
+from dispa.proxy.http1.parser import RequestParser, ResponseParser, UpgradeRequested
+from dispa.proxy.http1.writer import request_head, response_head
 from dispa.proxy.tunnel import Tunnel
 
 HANDSHAKE = (

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dispa.proxy.upstream_connection import EndpointPool, UpstreamConnection
+from dispa.proxy.upstream.connection import EndpointPool, UpstreamConnection
 
 
 class Transport:

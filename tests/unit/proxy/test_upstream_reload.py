@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from dispa.config.schema import Upstream
-from dispa.proxy.upstream import UpstreamSet
+from dispa.proxy.upstream.pools import UpstreamSet
 
 
 def upstream(lb: str) -> Upstream:

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from dispa.config.schema import Upstream, UpstreamTls
-from dispa.proxy.upstream import UpstreamSet
-from dispa.proxy.upstream_connection import EndpointPool
-from dispa.proxy.upstream_tls import (
+from dispa.proxy.upstream.connection import EndpointPool
+from dispa.proxy.upstream.pools import UpstreamSet
+from dispa.proxy.upstream.tls import (
     UpstreamTlsContext,
     UpstreamTlsError,
     client_context,

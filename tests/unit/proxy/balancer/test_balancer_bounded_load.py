@@ -11,7 +11,7 @@ from dispa.proxy.balancer import maglev as maglev_module
 from dispa.proxy.balancer.bounded_load import LoadBound
 from dispa.proxy.balancer.maglev import Maglev
 from dispa.proxy.balancer.ring_hash import RingHash
-from dispa.proxy.endpoint import Endpoint
+from dispa.proxy.upstream.endpoint import Endpoint
 
 TABLE_SIZE = 8191
 

@@ -2,7 +2,7 @@ import random
 from collections import Counter
 
 from dispa.proxy.balancer.least_request import LeastRequest
-from dispa.proxy.endpoint import Endpoint
+from dispa.proxy.upstream.endpoint import Endpoint
 
 
 def make_endpoints(*active_requests: int) -> list[Endpoint]:

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dispa.proxy.balancer.maglev import DEFAULT_TABLE_SIZE, Maglev
-from dispa.proxy.endpoint import Endpoint
+from dispa.proxy.upstream.endpoint import Endpoint
 
 # A prime well above 100 x the endpoints tested, and 8x faster to build than the default.
 TABLE_SIZE = 8191

@@ -3,7 +3,7 @@ import random
 import pytest
 
 from dispa.proxy.balancer.p2c_ewma import P2CEwma, observe_latency
-from dispa.proxy.endpoint import Endpoint
+from dispa.proxy.upstream.endpoint import Endpoint
 
 
 def make_endpoint(index: int, ewma_latency: float, active_requests: int = 0) -> Endpoint:

@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dispa.proxy.balancer.random_choice import RandomChoice
-from dispa.proxy.endpoint import Endpoint
+from dispa.proxy.upstream.endpoint import Endpoint
 
 
 def make_endpoints(*weights: int) -> list[Endpoint]:

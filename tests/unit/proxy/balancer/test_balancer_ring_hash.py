@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from dispa.proxy.balancer.ring_hash import VNODES_PER_WEIGHT, RingHash
 from dispa.proxy.balancer.stable_hash import hash64
-from dispa.proxy.endpoint import Endpoint
+from dispa.proxy.upstream.endpoint import Endpoint
 
 
 def make_endpoints(count: int, seed: int = 0, weights: list[int] | None = None) -> list[Endpoint]:

@@ -1,5 +1,5 @@
 from dispa.proxy.balancer.round_robin import RoundRobin
-from dispa.proxy.endpoint import Endpoint
+from dispa.proxy.upstream.endpoint import Endpoint
 
 
 def make_endpoints(*weights: int) -> list[Endpoint]:

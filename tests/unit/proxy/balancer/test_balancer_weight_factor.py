@@ -17,7 +17,7 @@ from dispa.proxy.balancer.weight_factor import (
     quantized_factor,
 )
 from dispa.proxy.balancer.weighted_round_robin import WeightedRoundRobin
-from dispa.proxy.endpoint import Endpoint
+from dispa.proxy.upstream.endpoint import Endpoint
 
 PICKS = 6000
 

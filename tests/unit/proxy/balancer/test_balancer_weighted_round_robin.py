@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dispa.proxy.balancer.weighted_round_robin import WeightedRoundRobin
-from dispa.proxy.endpoint import Endpoint
+from dispa.proxy.upstream.endpoint import Endpoint
 
 
 def make_endpoints(*weights: int) -> list[Endpoint]:

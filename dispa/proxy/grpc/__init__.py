@@ -1,0 +1,1 @@
+"""gRPC over HTTP/2: status codes and trailers, grpc-timeout, the health-check probe."""

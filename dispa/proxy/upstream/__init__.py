@@ -1,0 +1,1 @@
+"""Upstreams at run time: pools, endpoints, connections, TLS, health, outlier, circuit."""
