@@ -16,6 +16,7 @@ import time
 
 from pydantic import ValidationError
 
+from dispa.admin.gateway_view import LocalGatewayView
 from dispa.ai.gateway_ai import admin_extras, start_gateway_ai
 from dispa.cluster.acme_api import acme_routes
 from dispa.cluster.acme_install import ManagedCertificates
@@ -37,7 +38,6 @@ from dispa.discovery.leader import LeaderDiscovery
 from dispa.discovery.status import DiscoveryCollector, providers_route
 from dispa.private_files import make_private_dir
 from dispa.proxy.server import Gateway, ListenError
-from dispa.runtime.view import LocalGatewayView
 
 log = logging.getLogger("dispa.core")
 

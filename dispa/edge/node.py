@@ -17,6 +17,7 @@ import time
 import aiohttp
 from pydantic import ValidationError
 
+from dispa.admin.gateway_view import LocalGatewayView
 from dispa.ai.gateway_ai import admin_extras, start_gateway_ai
 from dispa.cluster.acme_install import ManagedCertificates
 from dispa.cluster.quota_client import LeasedQuota
@@ -33,7 +34,6 @@ from dispa.edge.remote_ledger import RemoteLedger
 from dispa.private_files import make_private_dir, tighten_files_in
 from dispa.proxy.request_target import path_rules_of
 from dispa.proxy.server import Gateway, ListenError
-from dispa.runtime.view import LocalGatewayView
 
 log = logging.getLogger("dispa.edge")
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import msgpack
 
 from dispa.admin.app import start_admin
+from dispa.admin.gateway_view import LocalGatewayView
 from dispa.ai.gateway_ai import admin_extras, start_gateway_ai
 from dispa.config.errors import ConfigError
 from dispa.config.load import load_file
@@ -27,7 +28,6 @@ from dispa.proxy.server import Gateway, ListenError
 from dispa.runtime.cache_admin import cache_routes
 from dispa.runtime.cache_metrics import CacheCollector, families_as_data
 from dispa.runtime.gateway_cache import GatewayCache
-from dispa.runtime.view import LocalGatewayView
 from dispa.runtime.worker_purges import PurgeFollower
 
 log = logging.getLogger("dispa.run")

@@ -14,13 +14,13 @@ import pytest
 from aiohttp import web
 
 from dispa.admin.app import start_admin
+from dispa.admin.gateway_view import LocalGatewayView
 from dispa.ai.admin_api import workers_ai_routes
 from dispa.ai.gateway_ai import GatewayAI, admin_extras
 from dispa.ai.gateway_models import GatewayModels, Verdict
 from dispa.cluster.quota_client import LeasedQuota
 from dispa.config.load import build_gateway
 from dispa.proxy.server import Gateway
-from dispa.runtime.view import LocalGatewayView
 
 
 class Upstreams:
