@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import accumulate
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -21,7 +22,6 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from dispa.admin.view import AdminView
 from dispa.observe.stats import LATENCY_BUCKETS
 
 # The classic text format: every Prometheus server and scraper understands it, and it is
@@ -191,10 +191,22 @@ def config_revision_family(revision: int | None) -> Metric:
     return family
 
 
-class DataPlaneCollector(Collector):
-    """Reads the gateway through its AdminView on every scrape."""
+class MetricsSource(Protocol):
+    """What a scrape reads from a node (every AdminView provides it): the data plane's
+    counters, its upstreams and the config revision in force. Declared here so that
+    observe depends on no part of the admin API, which depends on it."""
 
-    def __init__(self, view: AdminView) -> None:
+    def stats_snapshots(self) -> list[dict]: ...
+
+    def upstreams_document(self) -> dict: ...
+
+    def config_document(self) -> dict: ...
+
+
+class DataPlaneCollector(Collector):
+    """Reads the gateway through its MetricsSource (its AdminView) on every scrape."""
+
+    def __init__(self, view: MetricsSource) -> None:
         self._view = view
 
     def collect(self) -> Iterator[Metric]:
@@ -211,7 +223,7 @@ class DataPlaneCollector(Collector):
         yield config_revision_family(None)
 
 
-def build_registry(view: AdminView) -> CollectorRegistry:
+def build_registry(view: MetricsSource) -> CollectorRegistry:
     """A registry of our own, so several gateways (or tests) in one process never collide
     in the global default registry."""
     registry = CollectorRegistry(auto_describe=False)

@@ -16,12 +16,6 @@ import dispa
 PACKAGE_ROOT = Path(dispa.__file__).parent
 PACKAGES = sorted(path.name for path in PACKAGE_ROOT.iterdir() if (path / "__init__.py").exists())
 
-# Cycles that predate the rule's check, each still to be broken behind an interface. Listed
-# so the check holds for every other pair; remove a pair here when its cycle is gone.
-KNOWN_CYCLES = {
-    frozenset({"admin", "observe"}),  # admin/app.py <-> observe/metrics.py
-}
-
 DATA_PLANE_MUST_NOT_IMPORT = {"cluster", "edge", "ai", "discovery"}
 
 
@@ -90,16 +84,11 @@ def test_no_two_packages_import_each_other() -> None:
     for first in PACKAGES:
         for second in PACKAGES:
             if first < second and second in imports[first] and first in imports[second]:
-                cycles[frozenset({first, second})] = (
+                cycles[f"{first} <-> {second}"] = (
                     f"{first} -> {second}: {sorted(imports[first][second])}; "
                     f"{second} -> {first}: {sorted(imports[second][first])}"
                 )
-    new = {
-        " <-> ".join(sorted(pair)): how for pair, how in cycles.items() if pair not in KNOWN_CYCLES
-    }
-    assert new == {}, f"packages that import each other: {new}"
-    gone = [sorted(pair) for pair in KNOWN_CYCLES if pair not in cycles]
-    assert gone == [], f"these cycles are gone: remove them from KNOWN_CYCLES: {gone}"
+    assert cycles == {}, f"packages that import each other: {cycles}"
 
 
 def test_discovery_depends_on_no_part_of_the_cluster() -> None:
