@@ -380,7 +380,9 @@ def test_good_hosts(host):
 def test_filter_without_type():
     data = base()
     data["filters"] = [{"rate": 10}]
-    assert only_problem(data) == "filters[0]: each entry needs a 'type' (headers, local_rate_limit)"
+    assert only_problem(data) == (
+        "filters[0]: each entry needs a 'type' (body_replace, fault, headers, local_rate_limit)"
+    )
 
 
 def test_filter_with_unknown_type():

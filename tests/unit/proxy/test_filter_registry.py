@@ -15,12 +15,17 @@ from dispa.proxy.filters.registry import FilterServices, build_filter, filter_ty
 BASE = """
 listeners: [{name: public, address: "127.0.0.1:0"}]
 """
+UNKNOWN_TYPE = (
+    "unknown type; expected one of 'body_replace', 'fault', 'headers', 'local_rate_limit'"
+)
 
 
 def test_every_config_model_has_a_registered_filter_and_stage():
     types = filter_types()
-    assert set(types) == set(filter_config_models()) == {"headers", "local_rate_limit"}
+    assert set(types) == set(filter_config_models())
+    assert set(types) == {"body_replace", "fault", "headers", "local_rate_limit"}
     assert types["headers"].stage == "transform"
+    assert types["fault"].stage == types["body_replace"].stage == "transform"
     assert types["local_rate_limit"].stage == "rate_limit"
     for name, kind in types.items():
         assert kind.config is filter_config_models()[name]
@@ -82,14 +87,9 @@ routes:
     filters: [{type: waf}]
 """
     )
-    assert (
-        "routes[0].filters[0]: unknown type; expected one of 'headers', 'local_rate_limit'"
-        in (problems[0])
-    )
+    assert f"routes[0].filters[0]: {UNKNOWN_TYPE}" in (problems[0])
     assert "use: NAME" in problems[0]
-    assert problems[1] == (
-        "filter_definitions.x: unknown type; expected one of 'headers', 'local_rate_limit'"
-    )
+    assert problems[1] == (f"filter_definitions.x: {UNKNOWN_TYPE}")
 
 
 def test_unknown_use_names_the_route_and_the_name():
@@ -137,9 +137,7 @@ routes:
     assert main(["validate", "-c", str(path)]) != 0
     captured = capsys.readouterr()
     output = captured.out + captured.err
-    assert "routes[0].filters[0]: unknown type; expected one of 'headers', 'local_rate_limit'" in (
-        output
-    )
+    assert f"routes[0].filters[0]: {UNKNOWN_TYPE}" in (output)
     path.write_text(
         BASE
         + """
