@@ -692,7 +692,11 @@ LOCAL_REPLIES: dict[str, tuple[str, str]] = {
         "The request head took longer than `limits.header_timeout`, or the body paused "
         "longer than `limits.body_timeout`.",
     ),
-    "body_too_large": ("413", "The body is larger than `limits.max_body_bytes`."),
+    "body_too_large": (
+        "413",
+        "The body is larger than `limits.max_body_bytes`, or than the limit of a filter "
+        "that reads the whole request body (checked before anything reaches the upstream).",
+    ),
     "request_body_too_slow": (
         "408",
         "The request body came slower than `limits.min_body_rate` bytes a second once "
@@ -718,6 +722,16 @@ LOCAL_REPLIES: dict[str, tuple[str, str]] = {
         "503",
         "A filter's blocking work found every `filters_executor` thread busy and its queue "
         "full: refused at once rather than queued.",
+    ),
+    "filter_timeout": (
+        "504",
+        "A filter's pending work (a key fetch, a call out) was not answered within the "
+        "route's `timeout` (else its upstream's `timeouts.response`, else 30 s).",
+    ),
+    "response_body_too_large": (
+        "502",
+        "A response body read whole by a filter (`body_replace`, say) was over that "
+        "filter's limit; nothing of the upstream's answer was sent.",
     ),
     "internal_error": (
         "500",
@@ -796,10 +810,15 @@ GRPC_CODE_NAMES = {
     14: "UNAVAILABLE",
     16: "UNAUTHENTICATED",
 }
-# Reasons that are not error replies but are counted and logged the same way.
+# Reasons that are not fixed-status error replies but are counted and logged the same way.
 OTHER_REASONS: dict[str, tuple[str, str]] = {
     "redirect": ("3xx", "A route's `redirect` answered."),
     "direct_response": ("as configured", "A route's `direct_response` answered."),
+    "fault_abort": (
+        "as configured",
+        "A `fault` filter aborted the request on purpose, with its `abort_status` (a gRPC "
+        "request gets the grpc-status of that HTTP status). The upstream never saw it.",
+    ),
 }
 # Defined in local_reply.py but never sent by 0.1.0.
 NOT_SENT = {local_reply.SHUTTING_DOWN}

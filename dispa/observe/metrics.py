@@ -50,6 +50,9 @@ class DataPlaneTotals:
     retries: dict[str, int] = field(default_factory=dict)
     connections_accepted: int = 0
     connections_active: int = 0
+    requests_active: int = 0
+    # submitted, rejected, skipped (counters) and outstanding (a gauge), all workers
+    filter_executor: dict[str, int] = field(default_factory=dict)
 
 
 def _add(totals: dict, key, amount) -> None:
@@ -81,6 +84,9 @@ def sum_snapshots(snapshots: Iterable[dict]) -> DataPlaneTotals:
             _add(totals.retries, upstream, count)
         totals.connections_accepted += snapshot.get("connections_accepted", 0)
         totals.connections_active += snapshot.get("connections_active", 0)
+        totals.requests_active += snapshot.get("requests_active", 0)
+        for key, count in snapshot.get("filter_executor", {}).items():
+            _add(totals.filter_executor, key, count)
     return totals
 
 
@@ -149,6 +155,30 @@ def traffic_families(totals: DataPlaneTotals) -> Iterator[Metric]:
         "dispa_connections_active",
         "Client connections open now.",
         value=totals.connections_active,
+    )
+    yield GaugeMetricFamily(
+        "dispa_requests_active",
+        "Requests begun and not yet ended (waiting on a filter included).",
+        value=totals.requests_active,
+    )
+    yield from filter_executor_families(totals.filter_executor)
+
+
+def filter_executor_families(counts: dict[str, int]) -> Iterator[Metric]:
+    jobs = CounterMetricFamily(
+        "dispa_filter_executor_jobs",
+        "Filter jobs for the executor's threads, by outcome: submitted (queued or run), "
+        "rejected (threads and queue full: the request got 503 filter_executor_full), "
+        "skipped (the request ended before a thread took the job).",
+        labels=("outcome",),
+    )
+    for outcome in ("submitted", "rejected", "skipped"):
+        jobs.add_metric((outcome,), counts.get(outcome, 0))
+    yield jobs
+    yield GaugeMetricFamily(
+        "dispa_filter_executor_outstanding",
+        "Filter jobs running or waiting for a thread now.",
+        value=counts.get("outstanding", 0),
     )
 
 

@@ -43,8 +43,13 @@ class DataPlaneStats:
         self.retries: dict[str, int] = {}
         self.connections_accepted = 0
         self.connections_active = 0
+        # Exchanges begun and not yet ended (a leak shows as a level that never comes down).
+        self.requests_active = 0
+        # The gateway's filter executor (filters/executor.py), read at scrape time.
+        self.filter_executor = None
 
     def record_request(self, route: str, upstream: str, status: int, seconds: float) -> None:
+        self.requests_active -= 1
         key = (route, upstream, _CLASS_OF.get(status, "5xx"))
         requests = self.requests
         requests[key] = requests.get(key, 0) + 1
@@ -85,4 +90,8 @@ class DataPlaneStats:
             "retries": dict(self.retries),
             "connections_accepted": self.connections_accepted,
             "connections_active": self.connections_active,
+            "requests_active": self.requests_active,
+            "filter_executor": (
+                self.filter_executor.statistics() if self.filter_executor is not None else {}
+            ),
         }

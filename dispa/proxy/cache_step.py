@@ -69,8 +69,15 @@ class CacheSteps:
         ctx = self.ctx
         ctx.status = answer.status
         headers = answer.headers
-        for on_response in self.route.response_filters:
-            headers = on_response(ctx, headers)
+        phase = self.route.response_phase
+        if phase is not None:
+            headers = self._cached_response_filters(phase, answer, headers)
+            if headers is None:
+                return  # answered by the filters, or sent when they are done
+        self._send_cached(answer, headers)
+
+    def _send_cached(self, answer: CachedAnswer, headers) -> None:
+        ctx = self.ctx
         self.response_started = True
         self.response_done = True
         no_body = self.request.method == "HEAD" or answer.status in (204, 304)

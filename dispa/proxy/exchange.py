@@ -22,6 +22,7 @@ from dispa.proxy.caching import (
 from dispa.proxy.client_identity import with_identity_header
 from dispa.proxy.context import RequestContext
 from dispa.proxy.events import Response, header_value
+from dispa.proxy.filter_steps import FilterSteps
 from dispa.proxy.geo_select import region_ranking
 from dispa.proxy.grpc.exchange_steps import GrpcSteps
 from dispa.proxy.grpc.status import grpc_local_reply
@@ -47,9 +48,10 @@ BODY_BUFFER_BUDGET = 64 * 1024 * 1024
 _RETRY_SOON = ((b"retry-after", b"1"),)
 
 
-class Exchange(CacheSteps, GrpcSteps):
-    """One request from head to log. The cache steps (cache_step.py) and the gRPC steps
-    (grpc/exchange_steps.py) are its bases: steps of the same journey, kept apart."""
+class Exchange(CacheSteps, GrpcSteps, FilterSteps):
+    """One request from head to log. The cache steps (cache_step.py), the gRPC steps
+    (grpc/exchange_steps.py) and the filter steps (filter_steps.py) are its bases: steps
+    of the same journey, kept apart."""
 
     __slots__ = (
         "_body_chunked",
@@ -68,16 +70,21 @@ class Exchange(CacheSteps, GrpcSteps):
         "_grpc",
         "_grpc_deadline",
         "_head",
+        "_held_response",
         "_holding_retry",
         "_last_activity",
+        "_paused",
         "_pending",
         "_pending_bytes",
         "_pending_slot",
         "_replayable",
+        "_request_pump",
         "_request_trailers",
+        "_response_pump",
         "_retrying",
         "_try_started",
         "_upload_counted",
+        "_upstream_headers",
         "_waited",
         "_waiting_for_body",
         "conn",
@@ -98,6 +105,7 @@ class Exchange(CacheSteps, GrpcSteps):
 
     def __init__(self, gateway, snapshot, downstream, request, ctx: RequestContext) -> None:
         self.gateway = gateway
+        gateway.stats.requests_active += 1  # down again in _finish (record_request)
         self.snapshot = snapshot
         self.downstream = downstream
         self.request = request
@@ -149,6 +157,14 @@ class Exchange(CacheSteps, GrpcSteps):
         self._body_held = 0
         self._waiting_for_body = False
         self._upload_counted = False
+        # Filters (filter_steps.py): a phase waiting on a Pending, an upstream response
+        # held meanwhile, the body pumps of routes whose filters read a body, and the
+        # headers on_upstream_request gave for this try.
+        self._paused = None
+        self._held_response = None
+        self._request_pump = None
+        self._response_pump = None
+        self._upstream_headers = None
 
     # ================================================================ request side
 
@@ -166,16 +182,28 @@ class Exchange(CacheSteps, GrpcSteps):
         route = self.route = match.target
         ctx.route = route
         ctx.route_name = route.name
-        for on_request in route.request_filters:
-            answer = on_request(ctx)
-            if answer is not None:
-                self.reply(answer)
+        need = route.request_body_need
+        if need is not None and request.has_body and not self._start_request_pump(need):
+            return
+        phase = route.request_phase
+        if phase is not None and self._run_request_filters(phase):
+            return
+        self._route_request()
+
+    def _route_request(self) -> None:
+        """The head filters let the request through: a reply of the route's own, the
+        cache, or an upstream."""
+        route = self.route
+        request = self.request
+        if self._request_pump is not None:
+            self._request_pump.open()
+            if self.finished:
                 return
         if route.upstream is None:
             if route.direct_reply is not None:
                 self.reply(route.direct_reply)
             else:
-                self.reply(route.redirect_reply(request, ctx.scheme))
+                self.reply(route.redirect_reply(request, self.ctx.scheme))
             return
         cache = self.gateway.cache
         if cache is not None:
@@ -185,7 +213,7 @@ class Exchange(CacheSteps, GrpcSteps):
             else:
                 # On any route: a write that succeeds drops what it changed from the
                 # cache (plan_response); None for a safe method.
-                self._cache = cache.invalidation(request, ctx)
+                self._cache = cache.invalidation(request, self.ctx)
         self._go_upstream()
 
     def _go_upstream(self) -> None:
@@ -206,6 +234,11 @@ class Exchange(CacheSteps, GrpcSteps):
         """A body still on its way: True when the exchange now waits for all of it (a small
         body of declared length, so no upstream connection waits on a slow client), or was
         answered 429 (its client already streams as many bodies upstream as it may)."""
+        pump = self._request_pump
+        if pump is not None and pump.whole:
+            # A whole-body filter reads it all first, within its own declared limit.
+            self._waiting_for_body = True
+            return True
         gateway = self.gateway
         slot = gateway.listeners.get(self.ctx.listener)
         if slot is None:
@@ -239,6 +272,14 @@ class Exchange(CacheSteps, GrpcSteps):
 
     def on_request_data(self, data: bytes) -> None:
         self.ctx.bytes_in += len(data)
+        if self._request_pump is not None:
+            self._request_pump.feed(data)  # through the route's body filters first
+            return
+        self._pass_request_data(data)
+
+    def _pass_request_data(self, data: bytes) -> None:
+        """Body bytes on their way upstream: kept for a replay, sent, or held until a
+        connection is ready."""
         if self._replayable:
             if self.ctx.bytes_in <= REPLAY_LIMIT:
                 if self._body_copy:
@@ -267,6 +308,13 @@ class Exchange(CacheSteps, GrpcSteps):
                 self.downstream.pause_reading("pending")
 
     def on_request_end(self) -> None:
+        pump = self._request_pump
+        if pump is not None:
+            pump.finish()  # the body filters see the end; _request_body_ended follows
+            return
+        self._request_body_ended()
+
+    def _request_body_ended(self, token=None) -> None:
         self.request_done = True
         if self._body_held or self._upload_counted:
             self._body_done()
@@ -334,6 +382,15 @@ class Exchange(CacheSteps, GrpcSteps):
         ctx.attempts += 1
         endpoint.active_requests += 1
         self._endpoint_held = True
+        phase = self.route.upstream_request_phase
+        if phase is not None and self._run_upstream_request_filters(phase):
+            return
+        self._send_try(endpoint)
+
+    def _send_try(self, endpoint) -> None:
+        """The endpoint is chosen and the filters are done with the request: a pooled
+        connection, or a new one."""
+        upstream = self.upstream
         now = self._try_started = self.gateway.now
         # An upgrade goes on a fresh connection: a pooled one may be half-closed by now, and
         # a tunnel would never give it back anyway.
@@ -464,7 +521,9 @@ class Exchange(CacheSteps, GrpcSteps):
         if route.prefix_rewrite is not None:
             target = route.rewrite_target(target)
         host = request.host_header
-        headers = ctx.request_headers
+        headers = self._upstream_headers
+        if headers is None:
+            headers = ctx.request_headers
         if self._grpc_deadline != NO_DEADLINE:
             headers = with_grpc_timeout(headers, self._grpc_deadline - self.gateway.now)
         identity_header = self.gateway.identity_headers.get(ctx.listener)
@@ -479,7 +538,7 @@ class Exchange(CacheSteps, GrpcSteps):
             client_ip=ctx.client_ip,
             host=host,
             request_id=ctx.request_id.encode(),
-            content_length=request.content_length,
+            content_length=self._request_length(),
         )
 
     def _build_head(self) -> bytes:
@@ -490,7 +549,9 @@ class Exchange(CacheSteps, GrpcSteps):
         if route.prefix_rewrite is not None:
             target = route.rewrite_target(target)
         host = request.host_header
-        headers = ctx.request_headers
+        headers = self._upstream_headers
+        if headers is None:
+            headers = ctx.request_headers
         if self._grpc_deadline != NO_DEADLINE:
             headers = with_grpc_timeout(headers, self._grpc_deadline - self.gateway.now)
         if host is None:
@@ -509,7 +570,7 @@ class Exchange(CacheSteps, GrpcSteps):
             scheme=ctx.scheme,
             host=host,
             request_id=ctx.request_id.encode(),
-            content_length=request.content_length,
+            content_length=self._request_length(),
             chunked=self._body_chunked,
             upgrade=None if request.upgrade is None else request_upgrade(request),
         )
@@ -518,6 +579,9 @@ class Exchange(CacheSteps, GrpcSteps):
         """Body bytes from the upstream: the most frequent event, so it has its own door."""
         if conn is self.conn:
             self._last_activity = self.gateway.now
+            if self._response_pump is not None:
+                self._response_pump.feed(data)  # through the route's body filters first
+                return
             if self._cache is not None and self._cache_tee(data):
                 return
             self.ctx.bytes_out += len(data)
@@ -551,6 +615,7 @@ class Exchange(CacheSteps, GrpcSteps):
             and ctx.response_cookie is None
             and ctx.region is None
             and self.request.upgrade is None
+            and self.route.response_body_need is None
         ):
             self._answer_whole(conn, response, body)
         else:
@@ -561,7 +626,15 @@ class Exchange(CacheSteps, GrpcSteps):
         self._on_response(response)
         if conn is not self.conn:
             return  # a retry or a local reply took over
-        if self._cache is None or not self._cache_tee(body):
+        if conn.exchange is not self:  # the response filters wait: the rest is held
+            conn.exchange.events += (
+                ("on_response_data", (conn, body)),
+                ("on_response_end", (conn,)),
+            )
+            return
+        if self._response_pump is not None:
+            self.on_response_data(conn, body)
+        elif self._cache is None or not self._cache_tee(body):
             self.ctx.bytes_out += len(body)
             self.downstream.send_body(body)
         if conn is self.conn:
@@ -579,8 +652,12 @@ class Exchange(CacheSteps, GrpcSteps):
         endpoint = ctx.endpoint
         observe_latency(endpoint, now - self._try_started)
         headers = response.headers
-        for on_response in self.route.response_filters:
-            headers = on_response(ctx, headers)
+        phase = self.route.response_phase
+        if phase is not None:
+            held = (("on_response_data", (conn, body)), ("on_response_end", (conn,)))
+            headers = self._run_response_filters(phase, response, headers, held)
+            if headers is None:
+                return  # answered by the filters, or held until they are
         self.response_started = True
         self.response_done = True
         upstream = self.upstream
@@ -650,23 +727,39 @@ class Exchange(CacheSteps, GrpcSteps):
             headers = [*headers, (b"set-cookie", ctx.response_cookie)]
         if ctx.region is not None:
             headers = [*headers, (b"x-dispa-region", ctx.region.encode())]
-        for on_response in self.route.response_filters:
-            headers = on_response(ctx, headers)
+        phase = self.route.response_phase
+        if phase is not None:
+            headers = self._run_response_filters(phase, response, headers, ())
+            if headers is None:
+                return  # answered by the filters, or held until they are
+        self._send_response_head(response, headers)
+
+    def _send_response_head(self, response: Response, headers) -> None:
+        ctx = self.ctx
+        status = ctx.status
+        now = self.gateway.now
         self.response_started = True
         self._last_activity = now
         self._arm_deadline(now + self.upstream.config.timeouts.idle, "idle")
         no_body = status == 204 or status == 304 or self.request.method == "HEAD"
+        length = response.content_length
+        request_id = ctx.request_id.encode("latin-1")
+        need = self.route.response_body_need
+        if need is not None and not no_body:
+            self._start_response_pump(need)
+            if need.mode == "whole":
+                # The head waits for the filtered body: it goes with its new length.
+                self._response_pump.head = (status, response.reason, headers, request_id)
+                return
+            length = None  # pieces may change size: sent chunked (HTTP/1.1)
         # The request id is echoed to the client (an upstream's own id wins).
-        self.downstream.send_response(
-            status,
-            response.reason,
-            headers,
-            response.content_length,
-            no_body,
-            ctx.request_id.encode("latin-1"),
-        )
+        self.downstream.send_response(status, response.reason, headers, length, no_body, request_id)
 
     def _on_response_end(self, conn, clean: bool) -> None:
+        pump = self._response_pump
+        if pump is not None and not pump.ended:
+            pump.finish((conn, clean))  # the body filters see the end; back here after
+            return
         self.response_done = True
         if self._deadline_kind == "idle":
             self.deadline = NO_DEADLINE
@@ -850,6 +943,8 @@ class Exchange(CacheSteps, GrpcSteps):
             self._on_tunnel_idle_check(now)
         elif kind == "grpc":
             self._on_grpc_deadline()
+        elif kind == "filter":
+            self._on_filter_timeout()
 
     def _arm_deadline(self, at: float, kind: str) -> None:
         """Arm the next timeout, unless the gRPC deadline comes first: then that one."""
@@ -910,8 +1005,11 @@ class Exchange(CacheSteps, GrpcSteps):
         upstream.report_status(ctx.endpoint, 101, now)
         self.gateway.stats.record_endpoint(upstream.name, ctx.endpoint.address, False)
         headers = response.headers
-        for on_response in self.route.response_filters:
-            headers = on_response(ctx, headers)
+        phase = self.route.response_phase
+        if phase is not None:
+            headers = self._tunnel_response_filters(phase, headers)
+            if headers is None:
+                return
         head = response_head(
             101,
             response.reason,
@@ -991,6 +1089,8 @@ class Exchange(CacheSteps, GrpcSteps):
         if self.finished:
             return
         self.finished = True
+        if self._paused is not None or self._request_pump or self._response_pump:
+            self._cancel_filter_work()
         if self._body_held or self._upload_counted:
             self._body_done()
         if self._cache is not None and self._cache.action == FETCH:
@@ -1022,12 +1122,8 @@ class Exchange(CacheSteps, GrpcSteps):
             gateway.now - ctx.started,
         )
         route = self.route
-        if route is not None:
-            for on_log in route.log_filters:
-                try:
-                    on_log(ctx)
-                except Exception:  # on_log must never break the exchange
-                    log.exception("a filter failed in on_log")
+        if route is not None and route.log_phase is not None:
+            route.log_phase.run(ctx)  # one that raises is logged and skipped
         if gateway.access_log.enabled:
             gateway.log_access(ctx)
         self.downstream.exchange_finished(self, client_gone)

@@ -85,3 +85,9 @@ GRPC_BAD_TIMEOUT = "malformed_grpc_timeout"
 FILTER_ERROR = "filter_error"
 # The filter executor's threads and queue were all taken: the job was not queued.
 FILTER_EXECUTOR_FULL = "filter_executor_full"
+# A filter's pending work outlasted the route's filter_timeout (no other timer was armed).
+FILTER_TIMEOUT = "filter_timeout"
+# A response body that a whole-body filter reads was larger than the filter's limit.
+RESPONSE_BODY_TOO_LARGE = "response_body_too_large"
+# A `fault` filter aborted the request on purpose, with its configured status.
+FAULT_ABORT = "fault_abort"

@@ -21,6 +21,8 @@ from dispa.config.schema import Listener, split_address
 from dispa.observe.access_log import AccessLog, NullAccessLog
 from dispa.observe.stats import DataPlaneStats
 from dispa.proxy.body_pace import UploadsByClient
+from dispa.proxy.filters.executor import FilterExecutor
+from dispa.proxy.filters.registry import FilterServices
 from dispa.proxy.http1.server import H1ServerConnection
 from dispa.proxy.local_reply import error_reply
 from dispa.proxy.protocol_sniff import ProtocolSniffer
@@ -98,6 +100,9 @@ class Gateway:
         self.uploads = UploadsByClient()
         # Request bodies held whole before an upstream is picked, in bytes, all together.
         self.buffered_body_bytes = 0
+        # Threads for filter work that blocks; sized by the config's filters_executor. A
+        # thread is made only when a job first needs one.
+        self.filter_executor: FilterExecutor | None = None
         self.access_log = NullAccessLog()
         self._access_log_config = None
         self._request_id_prefix = os.urandom(4).hex() + "-"
@@ -130,7 +135,10 @@ class Gateway:
                 slot.server.close()
             raise ListenError(str(error)) from None
         self._revision = revision if revision is not None else self._revision + 1
-        snapshot = compile_snapshot(config, self._revision, prepared, source, self.quota)
+        services = FilterServices(executor=self._sized_executor(config.filters_executor))
+        snapshot = compile_snapshot(
+            config, self._revision, prepared, source, self.quota, filter_services=services
+        )
         self.snapshot = snapshot
         await self.upstreams.commit(prepared)
         self._swap_listeners(config, new_slots)
@@ -138,6 +146,19 @@ class Gateway:
         self._configure_access_log(config)
         log.info("config revision %d is live (%s)", snapshot.revision, source or "initial")
         return snapshot
+
+    def _sized_executor(self, wanted) -> FilterExecutor:
+        """The filter executor at the size the config asks for. A resize makes a new one;
+        jobs already queued on the old one still run, and it ends with its last job."""
+        executor = self.filter_executor
+        if executor is not None and executor.same_size(wanted):
+            return executor
+        if executor is not None:
+            executor.stop(wait=False, drop_queued=False)
+        executor = self.filter_executor = FilterExecutor.from_config(wanted)
+        executor.start(self.loop)
+        self.stats.filter_executor = executor
+        return executor
 
     def _keeps_server(self, listener: Listener) -> _ListenerSlot | None:
         """The slot whose server serves ``listener`` as it is: same address, same TLS
@@ -347,5 +368,8 @@ class Gateway:
         # it, so the exchanges they cut off (open tunnels) are logged before the log closes.
         await asyncio.sleep(0)
         await self.upstreams.stop()
+        if self.filter_executor is not None:
+            # Running jobs finish on their threads; nobody waits for their answers now.
+            self.filter_executor.stop(wait=False)
         self.access_log.close()
         self._ticker.cancel()

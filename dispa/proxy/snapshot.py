@@ -1,7 +1,7 @@
 """A Snapshot: one validated config compiled into frozen runtime objects.
 
 It is built once and swapped in with one assignment; an exchange keeps the snapshot it
-started with until it ends. Filters are resolved per route into one list per phase, so
+started with until it ends. Filters are compiled per route into one runner per phase, so
 the hot path calls only the hooks that do something.
 """
 
@@ -19,36 +19,39 @@ from dispa.proxy.quota import LocalQuota, QuotaAccount
 from dispa.proxy.router import CompiledRoute, Router
 from dispa.proxy.upstream.pools import UpstreamRuntime
 
+# A filter's wait on a route without an upstream (a direct response, a redirect).
+FILTER_TIMEOUT = 30.0
+
 
 class RouteRuntime:
     __slots__ = (
         "cache",
         "direct_reply",
         "filter_chain",
+        "filter_timeout",
         "geo_nearest",
         "grpc_response_timeout",
-        "log_filters",
+        "log_phase",
         "name",
         "prefix",
         "prefix_rewrite",
         "redirect",
-        "request_filters",
-        "response_filters",
+        "request_body_need",
+        "request_body_phase",
+        "request_phase",
+        "response_body_need",
+        "response_body_phase",
+        "response_phase",
         "response_timeout",
         "timeout",
         "upstream",
+        "upstream_request_phase",
     )
 
     def __init__(self, name: str, config: Route, upstream: UpstreamRuntime | None, filters: list):
         self.name = name
         self.upstream = upstream
-        self.request_filters = tuple(h for f in filters if (h := f.handler("on_request")))
-        self.response_filters = tuple(h for f in filters if (h := f.handler("on_response")))
-        self.log_filters = tuple(h for f in filters if (h := f.handler("on_log")))
-        # The filter engine's view (filters/route_chain.py): stages applied, every phase,
-        # body needs. The three tuples above, in config order, serve the exchange until
-        # it runs the chain instead.
-        self.filter_chain = FilterChain(filters)
+        self.install_filters(filters)
         self.prefix = config.match.path_prefix
         # "" is a rewrite too (strip the prefix), so test for None, not for truth.
         rewrite = config.prefix_rewrite
@@ -70,6 +73,10 @@ class RouteRuntime:
             if per_try is not None and (grpc_timeout is None or per_try < grpc_timeout):
                 grpc_timeout = per_try
             self.grpc_response_timeout = grpc_timeout
+        # How long a filter's pending work may take when no other timer bounds it.
+        self.filter_timeout = config.timeout or (
+            upstream.config.timeouts.response if upstream is not None else FILTER_TIMEOUT
+        )
         self.geo_nearest = config.geo == "nearest"
         self.cache = config.cache
         self.redirect = config.redirect
@@ -80,6 +87,20 @@ class RouteRuntime:
             self.direct_reply = LocalReply(
                 direct.status, "direct_response", direct.body.encode(), headers
             )
+
+    def install_filters(self, filters: list) -> None:
+        """The route's filters by stage (filters/route_chain.py); each phase is None when
+        no filter has it, so the exchange skips it with one test. Copied out of the
+        chain: one attribute fewer to follow per request."""
+        chain = self.filter_chain = FilterChain(filters)
+        self.request_phase = chain.request
+        self.request_body_phase = chain.request_body
+        self.upstream_request_phase = chain.upstream_request
+        self.response_phase = chain.response
+        self.response_body_phase = chain.response_body
+        self.log_phase = chain.log
+        self.request_body_need = chain.request_body_need
+        self.response_body_need = chain.response_body_need
 
     def rewrite_target(self, target: bytes) -> bytes:
         """Replace the matched path prefix, keeping the rest of the path and the query.

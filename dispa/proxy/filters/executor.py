@@ -44,11 +44,15 @@ class FilterExecutor:
         self._loop = loop
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="dispa-filter")
 
-    def stop(self, wait: bool = True) -> None:
-        """Refuse new jobs, drop the queued ones, and (``wait``) join the running ones."""
+    def stop(self, wait: bool = True, drop_queued: bool = True) -> None:
+        """Refuse new jobs, drop the queued ones (unless retired by a resize: then they
+        still run), and (``wait``) join the running ones."""
         pool, self._pool = self._pool, None
         if pool is not None:
-            pool.shutdown(wait=wait, cancel_futures=True)
+            pool.shutdown(wait=wait, cancel_futures=drop_queued)
+
+    def same_size(self, config) -> bool:
+        return (self.threads, self.queue) == (config.threads, config.queue)
 
     def submit(self, fn, *args) -> Pending | LocalReply:
         """Run ``fn(*args)`` on a thread; on the loop's thread only."""

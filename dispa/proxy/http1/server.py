@@ -24,9 +24,12 @@ from dispa.proxy.local_reply import error_reply, reason_phrase
 from dispa.proxy.request_target import path_rules_of
 
 # Why reading from a client is paused: the exchange's body is waiting for an upstream
-# connection, the upstream is not taking the body fast enough, or pipelined requests pile up.
-_PAUSE_REASONS = {"pending": 1, "upstream": 2, "queue": 4, "upgrade": 8}
-_EXCHANGE_PAUSE_REASONS = _PAUSE_REASONS["pending"] | _PAUSE_REASONS["upstream"]
+# connection, the upstream is not taking the body fast enough, pipelined requests pile up,
+# or body pieces pile up behind a body filter that waits (filters/body_pump.py).
+_PAUSE_REASONS = {"pending": 1, "upstream": 2, "queue": 4, "upgrade": 8, "body_filter": 16}
+_EXCHANGE_PAUSE_REASONS = (
+    _PAUSE_REASONS["pending"] | _PAUSE_REASONS["upstream"] | _PAUSE_REASONS["body_filter"]
+)
 # Bytes of queued pipelined requests after which the client is paused.
 _QUEUE_HIGH_WATER = 256 * 1024
 _PROTOCOL_REASONS = {

@@ -21,7 +21,7 @@ from dispa.proxy.http2.headers import response_headers
 from dispa.proxy.http2.websocket import tunnel_response_headers
 from dispa.proxy.local_reply import error_reply
 
-_PAUSE_REASONS = {"pending": 1, "upstream": 2, "deferred": 4}
+_PAUSE_REASONS = {"pending": 1, "upstream": 2, "deferred": 4, "body_filter": 8}
 # Queued response bytes past which the stream's upstream stops being read, and below
 # which it is read again: the defaults of limits.http2.stream_output_buffer (and a quarter
 # of it), which the connection applies, with its own mark for all its streams together.

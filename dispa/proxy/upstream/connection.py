@@ -102,6 +102,9 @@ class UpstreamConnection(asyncio.Protocol):
             elif kind is Response:
                 self.keep_alive = event.keep_alive
                 exchange.on_response_head(self, event)
+                # A response filter that waits hands the connection to a holder
+                # (held_response.py): what follows in this read goes to it.
+                exchange = self.exchange or exchange
                 if self.tunnel is not None:
                     # A 101 began a tunnel: what followed its head is already the new protocol.
                     rest = self.parser.tunnel_bytes

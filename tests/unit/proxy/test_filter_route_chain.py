@@ -135,17 +135,22 @@ def test_named_instances_are_built_once_and_shared():
     assert len(inline) == 1 and inline[0].stage == "admission"
 
 
-def test_existing_tuples_keep_config_order():
+def test_the_exchange_runs_the_chain_in_stage_order():
     one = routes()["one"]
-    # The exchange's tuples, unchanged until the wiring step: config order.
-    owners = [handler.__self__ for handler in one.request_filters]
+    # What the exchange calls: the chain's runners, copied onto the route.
+    assert one.request_phase is one.filter_chain.request
+    owners = [handler.__self__ for handler in one.request_phase.handlers]
+    # The header edits that add request headers (transform) now come after every rate
+    # limit: a limit keyed by a header sees the client's header, not an edit's.
     assert [type(f) for f in owners] == [
         GlobalRateLimit,
+        LocalRateLimit,
+        LocalRateLimit,
         HeadersEdit,
-        LocalRateLimit,
-        LocalRateLimit,
         HeadersEdit,
     ]
+    # On the way out, the route's own edits run first and the top-level ones last.
+    assert [h.__self__.name for h in one.response_phase.handlers] == ["stamp"]
 
 
 def test_unknown_definition_fails_compile_when_not_validated():
