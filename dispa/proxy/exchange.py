@@ -4,8 +4,8 @@ Protocol-agnostic: the client side is a *downstream* object (an HTTP/1.1 connect
 an HTTP/2 stream) and the upstream side feeds events from an upstream connection or
 stream. Everything is driven by callbacks; the only task is the connect of a new upstream
 connection, and no exception leaves this module: failures become local replies counted by
-reason. The cache steps (cache_step.py) and the gRPC steps (grpc/exchange_steps.py) are
-kept in their own modules, so the journey here reads one phase at a time.
+reason. The cache, gRPC, filter, request-head and tunnel steps are kept in modules of
+their own (the Exchange's bases), so the journey here reads one phase at a time.
 """
 
 from __future__ import annotations
@@ -19,20 +19,20 @@ from dispa.proxy.cache_step import CacheSteps
 from dispa.proxy.caching import (
     FETCH,
 )
-from dispa.proxy.client_identity import with_identity_header
 from dispa.proxy.context import RequestContext
-from dispa.proxy.events import Response, header_value
+from dispa.proxy.events import Response
 from dispa.proxy.filter_steps import FilterSteps
 from dispa.proxy.geo_select import region_ranking
 from dispa.proxy.grpc.exchange_steps import GrpcSteps
 from dispa.proxy.grpc.status import grpc_local_reply
-from dispa.proxy.grpc.timeout import with_grpc_timeout
-from dispa.proxy.http1.writer import LAST_CHUNK, chunk, request_head, response_head
+from dispa.proxy.http1.writer import LAST_CHUNK, chunk
 from dispa.proxy.http2.handshake import H2HandshakeTimeout
-from dispa.proxy.http2.upstream_headers import request_block, trailer_fields, trailer_section
+from dispa.proxy.http2.upstream_headers import trailer_fields, trailer_section
 from dispa.proxy.local_reply import LocalReply, error_reply
+from dispa.proxy.request_head_steps import RequestHeadSteps
 from dispa.proxy.retry_policy import may_retry, retry_condition_for_status
 from dispa.proxy.tunnel import Tunnel
+from dispa.proxy.tunnel_steps import TunnelSteps
 
 log = logging.getLogger("dispa.exchange")
 
@@ -48,10 +48,11 @@ BODY_BUFFER_BUDGET = 64 * 1024 * 1024
 _RETRY_SOON = ((b"retry-after", b"1"),)
 
 
-class Exchange(CacheSteps, GrpcSteps, FilterSteps):
+class Exchange(CacheSteps, GrpcSteps, FilterSteps, RequestHeadSteps, TunnelSteps):
     """One request from head to log. The cache steps (cache_step.py), the gRPC steps
-    (grpc/exchange_steps.py) and the filter steps (filter_steps.py) are its bases: steps
-    of the same journey, kept apart."""
+    (grpc/exchange_steps.py), the filter steps (filter_steps.py), the upstream request
+    head (request_head_steps.py) and the WebSocket tunnel (tunnel_steps.py) are its
+    bases: steps of the same journey, kept apart."""
 
     __slots__ = (
         "_body_chunked",
@@ -512,69 +513,6 @@ class Exchange(CacheSteps, GrpcSteps, FilterSteps):
         if self.request_done:
             stream.end_request(self._request_trailers)
 
-    def _build_block(self):
-        """The request's HTTP/2 header block (the HTTP/2 twin of ``_build_head``)."""
-        request = self.request
-        ctx = self.ctx
-        target = request.target
-        route = self.route
-        if route.prefix_rewrite is not None:
-            target = route.rewrite_target(target)
-        host = request.host_header
-        headers = self._upstream_headers
-        if headers is None:
-            headers = ctx.request_headers
-        if self._grpc_deadline != NO_DEADLINE:
-            headers = with_grpc_timeout(headers, self._grpc_deadline - self.gateway.now)
-        identity_header = self.gateway.identity_headers.get(ctx.listener)
-        if identity_header is not None:
-            headers = with_identity_header(headers, identity_header, ctx.client_identity)
-        return request_block(
-            request.method,
-            target,
-            headers,
-            authority=host if host else ctx.endpoint.address.encode(),
-            scheme=ctx.scheme,
-            client_ip=ctx.client_ip,
-            host=host,
-            request_id=ctx.request_id.encode(),
-            content_length=self._request_length(),
-        )
-
-    def _build_head(self) -> bytes:
-        request = self.request
-        ctx = self.ctx
-        target = request.target
-        route = self.route
-        if route.prefix_rewrite is not None:
-            target = route.rewrite_target(target)
-        host = request.host_header
-        headers = self._upstream_headers
-        if headers is None:
-            headers = ctx.request_headers
-        if self._grpc_deadline != NO_DEADLINE:
-            headers = with_grpc_timeout(headers, self._grpc_deadline - self.gateway.now)
-        if host is None:
-            # An HTTP/1.0 client may send no Host; the upstream gets HTTP/1.1, which needs one.
-            headers = [(b"host", ctx.endpoint.address.encode()), *headers]
-        # Looked up by listener name, not on the connection: a background cache refresh
-        # has no connection, and must not pass a client's forged identity on either.
-        identity_header = self.gateway.identity_headers.get(ctx.listener)
-        if identity_header is not None:
-            headers = with_identity_header(headers, identity_header, ctx.client_identity)
-        return request_head(
-            request.method,
-            target,
-            headers,
-            client_ip=ctx.client_ip,
-            scheme=ctx.scheme,
-            host=host,
-            request_id=ctx.request_id.encode(),
-            content_length=self._request_length(),
-            chunked=self._body_chunked,
-            upgrade=None if request.upgrade is None else request_upgrade(request),
-        )
-
     def on_response_data(self, conn, data: bytes) -> None:
         """Body bytes from the upstream: the most frequent event, so it has its own door."""
         if conn is self.conn:
@@ -627,10 +565,7 @@ class Exchange(CacheSteps, GrpcSteps, FilterSteps):
         if conn is not self.conn:
             return  # a retry or a local reply took over
         if conn.exchange is not self:  # the response filters wait: the rest is held
-            conn.exchange.events += (
-                ("on_response_data", (conn, body)),
-                ("on_response_end", (conn,)),
-            )
+            conn.exchange.hold_whole_body(conn, body)
             return
         if self._response_pump is not None:
             self.on_response_data(conn, body)
@@ -654,8 +589,7 @@ class Exchange(CacheSteps, GrpcSteps, FilterSteps):
         headers = response.headers
         phase = self.route.response_phase
         if phase is not None:
-            held = (("on_response_data", (conn, body)), ("on_response_end", (conn,)))
-            headers = self._run_response_filters(phase, response, headers, held)
+            headers = self._run_response_filters(phase, response, headers, body)
             if headers is None:
                 return  # answered by the filters, or held until they are
         self.response_started = True
@@ -729,7 +663,7 @@ class Exchange(CacheSteps, GrpcSteps, FilterSteps):
             headers = [*headers, (b"x-dispa-region", ctx.region.encode())]
         phase = self.route.response_phase
         if phase is not None:
-            headers = self._run_response_filters(phase, response, headers, ())
+            headers = self._run_response_filters(phase, response, headers)
             if headers is None:
                 return  # answered by the filters, or held until they are
         self._send_response_head(response, headers)
@@ -993,73 +927,6 @@ class Exchange(CacheSteps, GrpcSteps, FilterSteps):
         self.downstream.abort()
         self._finish()
 
-    # ================================================================ WebSocket tunnel
-
-    def _begin_tunnel(self, response: Response) -> None:
-        """101 Switching Protocols: the head goes to the client, then bytes flow both ways."""
-        ctx = self.ctx
-        ctx.status = 101
-        now = self.gateway.now
-        observe_latency(ctx.endpoint, now - self._try_started)
-        upstream = self.upstream
-        upstream.report_status(ctx.endpoint, 101, now)
-        self.gateway.stats.record_endpoint(upstream.name, ctx.endpoint.address, False)
-        headers = response.headers
-        phase = self.route.response_phase
-        if phase is not None:
-            headers = self._tunnel_response_filters(phase, headers)
-            if headers is None:
-                return
-        head = response_head(
-            101,
-            response.reason,
-            headers,
-            content_length=None,
-            chunked=False,
-            keep_alive=False,
-            request_id=ctx.request_id.encode("latin-1"),
-            upgrade=header_value(response.headers, b"upgrade") or self.request.upgrade,
-        )
-        self.response_started = True
-        self._release_endpoint()  # a long-lived tunnel must not weigh on least-request
-        conn = self.conn
-        tunnel = self.tunnel = Tunnel(self, self.downstream, conn)
-        conn.tunnel = tunnel
-        self.downstream.start_tunnel(tunnel, head)
-        self._arm_tunnel_timer()
-
-    def _tunnel_idle(self) -> float:
-        timeouts = self.upstream.config.timeouts
-        return timeouts.tunnel_idle if timeouts.tunnel_idle is not None else timeouts.idle
-
-    def _arm_tunnel_timer(self) -> None:
-        self.deadline = self.gateway.now + self._tunnel_idle()
-        self._deadline_kind = "tunnel"
-
-    def _on_tunnel_idle_check(self, now: float) -> None:
-        tunnel = self.tunnel
-        if tunnel is None or tunnel.closed:
-            return
-        # The tunnel stamps its own clock per read; the deadline is moved lazily here.
-        quiet_for = time.monotonic() - tunnel.last_activity
-        idle = self._tunnel_idle()
-        if quiet_for < idle:
-            self.deadline = now + (idle - quiet_for)
-            self._deadline_kind = "tunnel"
-            return
-        tunnel.close("tunnel_idle_timeout")
-
-    def tunnel_closed(self, reason: str, client_gone: bool) -> None:
-        """Both sides are closing: the exchange ends, counted as a 101 like any request."""
-        conn = self.conn
-        self.conn = None
-        if conn is not None:
-            conn.exchange = None
-        self.response_done = True
-        if reason and not self.ctx.reason:
-            self.ctx.reason = reason
-        self._finish(client_gone=client_gone)
-
     # ================================================================ endings
 
     def reply(self, answer: LocalReply) -> None:
@@ -1127,13 +994,6 @@ class Exchange(CacheSteps, GrpcSteps, FilterSteps):
         if gateway.access_log.enabled:
             gateway.log_access(ctx)
         self.downstream.exchange_finished(self, client_gone)
-
-
-def request_upgrade(request) -> bytes | None:
-    """The Upgrade value to forward: the client's own, for a WebSocket handshake only."""
-    if request.upgrade is None:
-        return None
-    return header_value(request.headers, b"upgrade") or request.upgrade
 
 
 def _is_chunked(headers) -> bool:

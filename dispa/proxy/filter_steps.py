@@ -168,15 +168,17 @@ class FilterSteps:
 
     # ================================================================ on_response
 
-    def _run_response_filters(self, phase, response, headers, held_events: tuple):
+    def _run_response_filters(self, phase, response, headers, whole_body=None):
         """The headers to send, or None when the filters answered or wait. While they
         wait, the upstream connection is paused and its events are held (held_response.py);
-        ``held_events`` are those already read (a whole response's body and end)."""
+        ``whole_body``: the body of a whole response, read with its head (held too)."""
         outcome = phase.run(self.ctx, headers, self._response_filters_resumed)
         cls = outcome.__class__
         if cls is Paused:
             conn = self.conn
-            held = self._held_response = HeldResponse(self, response, conn, held_events)
+            held = self._held_response = HeldResponse(self, response, conn)
+            if whole_body is not None:
+                held.hold_whole_body(conn, whole_body)
             conn.exchange = held
             conn.pause_reading()
             self._cancel_response_timer()  # the head is here: no retry while it is held

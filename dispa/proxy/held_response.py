@@ -43,6 +43,10 @@ class HeldResponse:
                 return
             getattr(exchange, name)(*args)
 
+    def hold_whole_body(self, conn, body: bytes) -> None:
+        """A whole response's body and end, read with its head."""
+        self.events += (("on_response_data", (conn, body)), ("on_response_end", (conn,)))
+
     # The request body's back-pressure is not held: it is about the client's side.
     def on_upstream_write_paused(self) -> None:
         self.exchange.on_upstream_write_paused()

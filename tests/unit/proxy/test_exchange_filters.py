@@ -514,3 +514,49 @@ def test_a_pending_that_fails_is_a_500():
         assert rig.reasons() == {"filter_error": 1}
 
     run(scenario())
+
+
+def test_a_whole_response_taken_in_steps_is_held_whole_too():
+    async def scenario():
+        later = Later("on_response")
+        rig = await Rig.build(later)
+        rig.client.data_received(GET)
+        # A 5xx is not taken in one step (retry rules look at it): head, body, end.
+        rig.upstream.data_received(b"HTTP/1.1 503 Busy\r\nContent-Length: 4\r\n\r\nbusy")
+        assert rig.to_client == b""
+        later.resolve(None)
+        assert rig.to_client.startswith(b"HTTP/1.1 503 ") and rig.to_client.endswith(b"busy")
+        assert list(rig.endpoint.pool.idle) == [rig.upstream] and rig.active == 0
+
+    run(scenario())
+
+
+def test_a_request_body_filter_that_waits_queues_what_follows():
+    class Slow(Filter):
+        stage = "transform"
+        request_body = BodyNeed("chunks")
+
+        def __init__(self) -> None:
+            self.pendings = []
+
+        def on_request_body(self, ctx, chunk, end):
+            pending = Pending()
+            self.pendings.append((pending, chunk, end))
+            return pending
+
+    async def scenario():
+        slow = Slow()
+        rig = await Rig.build(slow)
+        rig.client.data_received(b"POST /p HTTP/1.1\r\nHost: a.test\r\nContent-Length: 4\r\n\r\nab")
+        rig.client.data_received(b"cd")
+        assert [(c, e) for _, c, e in slow.pendings] == [(b"ab", False)]  # "cd" waits
+        slow.pendings[0][0].resolve(b"AB")
+        assert [(c, e) for _, c, e in slow.pendings][1] == (b"cd", False)
+        slow.pendings[1][0].resolve(None)  # None: the piece goes on as it came
+        slow.pendings[2][0].resolve(b"!")  # the end may add bytes
+        body = rig.to_upstream.partition(b"\r\n\r\n")[2]
+        assert body == b"2\r\nAB\r\n2\r\ncd\r\n1\r\n!\r\n0\r\n\r\n"
+        rig.upstream.data_received(OK)
+        assert rig.to_client.endswith(b"hello") and rig.active == 0
+
+    run(scenario())

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from dispa.proxy.cache_step import CacheSteps
 from dispa.proxy.exchange import Exchange
+from dispa.proxy.filter_steps import FilterSteps
+from dispa.proxy.request_head_steps import RequestHeadSteps
+from dispa.proxy.tunnel_steps import TunnelSteps
 from dispa.proxy.grpc.exchange_steps import GrpcSteps
 
 
@@ -34,8 +37,24 @@ def test_the_steps_are_the_exchanges_own_methods():
         "_end_grpc_stream",
     ):
         assert getattr(Exchange, step) is GrpcSteps.__dict__[step]
+    for step in (
+        "_run_request_filters",
+        "_run_upstream_request_filters",
+        "_run_response_filters",
+        "_start_request_pump",
+        "_start_response_pump",
+        "_cancel_filter_work",
+        "_on_filter_timeout",
+    ):
+        assert getattr(Exchange, step) is FilterSteps.__dict__[step]
+    for step in ("_build_head", "_build_block"):
+        assert getattr(Exchange, step) is RequestHeadSteps.__dict__[step]
+    for step in ("_begin_tunnel", "_on_tunnel_idle_check", "tunnel_closed"):
+        assert getattr(Exchange, step) is TunnelSteps.__dict__[step]
     # The journey does not keep a copy of a step that has moved out.
-    moved = set(CacheSteps.__dict__) | set(GrpcSteps.__dict__)
+    moved = set()
+    for base in (CacheSteps, GrpcSteps, FilterSteps, RequestHeadSteps, TunnelSteps):
+        moved |= set(base.__dict__)
     assert not (
         moved
         - {
