@@ -2,7 +2,9 @@
 
 Only a side with rules has a phase and a body need: a route whose filter rewrites only
 responses streams its request bodies untouched, at no cost. Big bodies are replaced on
-the gateway's executor so that one large body does not stall the event loop.
+the gateway's executor so that one large body does not stall the event loop. With
+response rules, requests go upstream without Accept-Encoding (so the answer comes
+uncompressed), and a response that comes compressed anyway is passed on untouched.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ from dispa.proxy.filters.registry import FilterServices, filter_type
 INLINE_LIMIT = 64 * 1024
 
 Rules = tuple[tuple[bytes, bytes], ...]
+_RESPONSE_PHASES = ("on_upstream_request", "on_response", "on_response_body")
+# Marks, on the request context, a response body left alone (it came compressed).
+_ENCODED = "encoded"
 
 
 def replaced(rules: Rules, body: bytes) -> bytes | None:
@@ -52,14 +57,35 @@ class BodyReplace(Filter):
         # A side without rules is not wired in at all.
         if phase == "on_request_body" and not self.request_rules:
             return None
-        if phase == "on_response_body" and not self.response_rules:
+        if phase in _RESPONSE_PHASES and not self.response_rules:
             return None
         return super().handler(phase)
 
     def on_request_body(self, ctx, chunk: bytes, end: bool):
         return self._replace(self.request_rules, chunk)
 
+    def on_upstream_request(self, ctx, headers):
+        # A compressed answer cannot be matched: ask the upstream for an identity one.
+        for name, _ in headers:
+            if len(name) == 15 and name.lower() == b"accept-encoding":
+                return [field for field in headers if field[0].lower() != b"accept-encoding"]
+        return None
+
+    def on_response(self, ctx, headers):
+        # An upstream that compresses anyway: its body passes through untouched.
+        for name, value in headers:
+            if len(name) == 16 and name.lower() == b"content-encoding":
+                if value.strip().lower() != b"identity":
+                    values = ctx.values if ctx.values is not None else {}
+                    values[self.name] = _ENCODED
+                    ctx.values = values
+                break
+        return None
+
     def on_response_body(self, ctx, chunk: bytes, end: bool):
+        values = ctx.values
+        if values is not None and values.get(self.name) is _ENCODED:
+            return None
         return self._replace(self.response_rules, chunk)
 
     def _replace(self, rules: Rules, body: bytes):

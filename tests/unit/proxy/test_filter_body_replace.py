@@ -42,6 +42,12 @@ def body_replace(executor=None, **fields) -> BodyReplace:
     return BodyReplace(BodyReplaceFilter(type="body_replace", **fields), executor)
 
 
+class Ctx:
+    """The request context's one attribute this filter uses."""
+
+    values = None
+
+
 def run(scenario):
     return asyncio.run(asyncio.wait_for(scenario(), 10))
 
@@ -92,7 +98,7 @@ def test_a_body_is_replaced_inline_and_none_when_nothing_matched():
     filter_ = body_replace(request=[RULE], response=[{"find": "a", "replace": "AA"}])
     assert filter_.on_request_body(None, b"hello, hello world", True) == b"bye, bye world"
     assert filter_.on_request_body(None, b"nothing here", True) is None
-    assert filter_.on_response_body(None, b"banana", True) == b"bAAnAAnAA"
+    assert filter_.on_response_body(Ctx(), b"banana", True) == b"bAAnAAnAA"
 
 
 def test_replacements_apply_in_order_on_utf8_bytes():
@@ -100,13 +106,13 @@ def test_replacements_apply_in_order_on_utf8_bytes():
         response=[{"find": "café", "replace": "thé"}, {"find": "thé", "replace": "tea ☕"}]
     )
     body = "un café".encode()
-    assert filter_.on_response_body(None, body, True) == "un tea ☕".encode()
+    assert filter_.on_response_body(Ctx(), body, True) == "un tea ☕".encode()
 
 
 def test_a_big_body_without_an_executor_is_replaced_inline():
     filter_ = body_replace(response=[RULE])
     body = b"x" * INLINE_LIMIT + b"hello"
-    assert filter_.on_response_body(None, body, True) == b"x" * INLINE_LIMIT + b"bye"
+    assert filter_.on_response_body(Ctx(), body, True) == b"x" * INLINE_LIMIT + b"bye"
 
 
 def test_each_side_declares_a_whole_need_only_when_it_has_rules():
@@ -124,6 +130,26 @@ def test_each_side_declares_a_whole_need_only_when_it_has_rules():
     assert chain.request_body_need == BodyNeed("whole", 1 << 20)
     assert only_request.handler("on_response_body") is None
     assert only_request.handler("on_request") is None  # no head phase either
+    assert only_request.handler("on_upstream_request") is None
+    assert only_request.handler("on_response") is None
+
+
+def test_with_response_rules_the_upstream_is_asked_for_an_uncompressed_answer():
+    f = body_replace(response=[RULE])
+    headers = [(b"host", b"a"), (b"Accept-Encoding", b"gzip, br"), (b"x-a", b"1")]
+    assert f.on_upstream_request(None, headers) == [(b"host", b"a"), (b"x-a", b"1")]
+    assert headers[1] == (b"Accept-Encoding", b"gzip, br")  # the input is not edited
+    assert f.on_upstream_request(None, [(b"host", b"a")]) is None
+
+
+def test_a_response_that_comes_compressed_anyway_is_left_alone():
+    f = body_replace(response=[RULE])
+    ctx = Ctx()
+    assert f.on_response(ctx, [(b"content-encoding", b"gzip")]) is None
+    assert f.on_response_body(ctx, b"hello", True) is None  # passed on untouched
+    plain = Ctx()
+    assert f.on_response(plain, [(b"content-encoding", b"identity")]) is None
+    assert f.on_response_body(plain, b"hello", True) == b"bye"
 
 
 def test_build_filter_hands_over_the_gateway_executor():
@@ -160,12 +186,12 @@ def test_a_big_body_is_replaced_on_the_executor():
         executor.start(loop)
         try:
             filter_ = body_replace(executor, response=[RULE])
-            pending = filter_.on_response_body(None, body, True)
+            pending = filter_.on_response_body(Ctx(), body, True)
             assert type(pending) is Pending
             answered = loop.create_future()
             pending.when_done(answered.set_result)
             await answered
-            unmatched = filter_.on_response_body(None, b"z" * (INLINE_LIMIT + 1), True)
+            unmatched = filter_.on_response_body(Ctx(), b"z" * (INLINE_LIMIT + 1), True)
             answered = loop.create_future()
             unmatched.when_done(answered.set_result)
             await answered
@@ -209,7 +235,7 @@ def test_a_full_executor_answers_503_as_is():
             busy = executor.submit(release.wait, 5)
             assert type(busy) is Pending
             answer = body_replace(executor, response=[RULE]).on_response_body(
-                None, b"hello" * INLINE_LIMIT, True
+                Ctx(), b"hello" * INLINE_LIMIT, True
             )
             return answer, executor.rejected
         finally:
