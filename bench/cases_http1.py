@@ -108,6 +108,7 @@ def measure_once(
     port: int,
     path: str = "/",
     upstream_max_pct: float | None = None,
+    script: Path | None = None,
 ) -> dict:
     """One measured wrk run, with CPU accounting: the proxy's share of its core, and the
     CPU used on our two cores by anything not ours (other load on the machine). With
@@ -119,8 +120,9 @@ def measure_once(
     p0, u0, b0 = cpu_ticks(pids), cpu_ticks(up_pids), busy_ticks(cpus)
     c0 = rusage_seconds(resource.RUSAGE_CHILDREN) + rusage_seconds(resource.RUSAGE_SELF)
     t0 = time.monotonic()
-    log(f"  wrk -t{a.threads} -c{a.connections} -d{a.duration}s --latency {path}")
-    res = run_wrk(ctx, port, a.duration, path)
+    flags = f" -s {script.name}" if script is not None else ""
+    log(f"  wrk -t{a.threads} -c{a.connections} -d{a.duration}s{flags} --latency {path}")
+    res = run_wrk(ctx, port, a.duration, path, script)
     wall = time.monotonic() - t0
     proxy_s = (cpu_ticks(pids) - p0) / CLK_TCK
     upstream_s = (cpu_ticks(up_pids) - u0) / CLK_TCK
@@ -161,6 +163,7 @@ def bench_throughput(
     path: str = "/",
     what: str = "throughput",
     upstream_max_pct: float | None = None,
+    script: Path | None = None,
 ) -> dict[str, Any]:
     """Warm up, then measure; a run disturbed by other load on the benchmark cores is
     repeated (--noise-retries times at most) and the least disturbed run is kept."""
@@ -170,10 +173,10 @@ def bench_throughput(
     try:
         log(f"  warm-up {a.warmup} s")
         if a.warmup > 0:
-            run_wrk(ctx, port, a.warmup, path)
+            run_wrk(ctx, port, a.warmup, path, script)
         best: dict[str, Any] | None = None
         for attempt in range(1 + a.noise_retries):
-            res = measure_once(ctx, kind, proc, port, path, upstream_max_pct)
+            res = measure_once(ctx, kind, proc, port, path, upstream_max_pct, script)
             res["attempts"] = attempt + 1
             if best is None or res["other_cpu_pct"] < best["other_cpu_pct"]:
                 best = res

@@ -575,9 +575,14 @@ def nginx_argv(ctx: Ctx, workdir: Path, conf: Path) -> list[str]:
     return [*argv, "-e", str(workdir / "error.log"), "-g", "daemon off;"]
 
 
-def run_wrk(ctx: Ctx, port: int, duration: int, path: str = "/") -> dict[str, Any]:
+def run_wrk(
+    ctx: Ctx, port: int, duration: int, path: str = "/", script: Path | None = None
+) -> dict[str, Any]:
+    """One wrk run; `script` is a wrk Lua script (the POST cases set method and body)."""
     a = ctx.args
     argv = [ctx.tools["wrk"], f"-t{a.threads}", f"-c{a.connections}", f"-d{duration}s"]
+    if script is not None:
+        argv += ["-s", str(script)]
     argv += ["--latency", f"http://127.0.0.1:{port}{path}"]
     proc = ctx.procs.start(f"wrk-{port}", argv, cpu=ctx.load_cpu, pipes=True)
     try:
@@ -601,6 +606,7 @@ def fmt(value: float | None, spec: str, missing: str = "-") -> str:
 
 def any_noisy(results: dict[str, Any]) -> bool:
     runs = [*results["throughput"].values(), *results["cache"].values()]
+    runs += results.get("filters", {}).values()
     return any(r["noisy"] for r in runs)
 
 

@@ -1,12 +1,13 @@
 """The summary, the printed report and the docs section of one `make bench` run: each
 case family's table and targets, in a fixed order (HTTP/1.1 throughput, cache hits,
-HTTP/2 and TLS, memory)."""
+filters, HTTP/2 and TLS, memory)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import cases_cache
+import cases_filters
 import cases_http1
 import cases_memory
 import cases_protocols
@@ -23,6 +24,7 @@ def compute_summary(results: dict[str, Any]) -> dict[str, Any]:
             *throughput,
             memory,
             cache_hit,
+            *cases_filters.summary_targets(results),
             *cases_protocols.summary_targets(results),
         ],
     }
@@ -43,6 +45,10 @@ def print_report(results: dict[str, Any]) -> None:
         ratio = results["summary"]["cache_hit_ratio"]
         if ratio is not None:
             log(f"dispa-edge-cache / nginx-cache: {ratio:.2f}x req/s")
+    frows = cases_filters.rows(results)
+    if frows:
+        log("\n" + cases_filters.TITLE)
+        log(text_table(cases_filters.HEADER, frows))
     if cases_protocols.report_text(results):
         log(cases_protocols.report_text(results))
     if any_noisy(results):
@@ -92,6 +98,9 @@ def docs_section(results: dict[str, Any]) -> str:
                 f"(`{results['command']}`).",
                 "",
             ]
+    frows = cases_filters.rows(results)
+    if frows:
+        lines += [cases_filters.TITLE, "", md_table(cases_filters.HEADER, frows), ""]
     lines += cases_protocols.report_markdown(results)
     if any_noisy(results):
         lines += [NOISY_NOTE, ""]

@@ -8,8 +8,9 @@ and docs/benchmarks.md.
 
 This file parses the arguments and runs the selected cases in order; the harness is
 harness.py, the cases are cases_http1.py (nginx, HAProxy, Dispa throughput),
-cases_cache.py (cache hits), cases_protocols.py (HTTP/2, TLS) and cases_memory.py (idle
-connections), and report.py prints and writes the results.
+cases_cache.py (cache hits), cases_filters.py (an async filter, a request-body filter),
+cases_protocols.py (HTTP/2, TLS) and cases_memory.py (idle connections), and report.py
+prints and writes the results.
 
     .venv/bin/python bench/run.py                  # full run, 10 s per case
     .venv/bin/python bench/run.py --quick          # 3 s per case
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import cases_cache
+import cases_filters
 import cases_http1
 import cases_memory
 import cases_protocols
@@ -64,6 +66,7 @@ ALL_CASES = (
     "haproxy",
     "nginx-cache",
     "dispa-edge-cache",
+    *cases_filters.CASES,
     *cases_protocols.CASES,
     "memory",
 )
@@ -116,9 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     sel = args.selected
     memory = "memory" in sel
     want_tools = ["nginx"]
-    if any(c in sel for c in cases_http1.CASES + cases_cache.CASES):
+    if any(c in sel for c in cases_http1.CASES + cases_cache.CASES + cases_filters.CASES):
         want_tools.append("wrk")
-    if "haproxy" in sel or memory:
+    if "haproxy" in sel or "haproxy-post4k" in sel or memory:
         want_tools.append("haproxy")
     want_tools += cases_protocols.tools_needed(sel)
     try:
@@ -171,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "throughput": {},
         "cache": {},
+        "filters": {},
         "memory": {},
         "failures": [],
     }
@@ -195,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
                 failures.append({"case": kind, "error": str(exc)})
             if upstream.poll() is not None:
                 raise BenchError(f"upstream nginx exited:\n{procs.tail(upstream)}")
+        cases_filters.run_cases(ctx, results)
         cases_protocols.run_cases(ctx, results)
         if memory:
             for kind in cases_memory.SERVERS:

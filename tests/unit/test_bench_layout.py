@@ -26,7 +26,7 @@ GRAPH = {name: bench_imports(path) for name, path in MODULES.items()}
 
 def test_the_families_and_the_harness_are_there() -> None:
     assert {"run", "harness", "cases_http1", "cases_cache", "cases_protocols"} <= set(GRAPH)
-    assert {"cases_memory", "report"} <= set(GRAPH)
+    assert {"cases_memory", "cases_filters", "report"} <= set(GRAPH)
     assert "protocols" not in GRAPH  # moved to cases_protocols.py
     assert "harness" in GRAPH["cases_http1"] and "cases_http1" in GRAPH["cases_cache"]
 
