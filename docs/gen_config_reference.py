@@ -329,12 +329,15 @@ DESCRIPTIONS: dict[str, str] = {
     "stage; inline (`type: ...`) or `use: NAME` of a `filter_definitions` entry.",
     "routes[].timeout": "Replaces the upstream's `timeouts.response` for this route, and "
     "bounds its gRPC calls' wait for a response head too (`retry.per_try_timeout` still "
-    "applies when it is shorter).",
+    "applies when it is shorter). It also bounds a filter's wait for its answer when no "
+    "other timer does (504 `filter_timeout`; without it, `timeouts.response`, or 30 s on a "
+    "route without an upstream).",
     # filters: each type's rows come from its config model (dispa/config/filters/): the
     # model's docstring and its fields' descriptions, so a new type needs no entry here.
-    "filters_executor": "This gateway's threads for filter work that would block the event "
-    "loop. Each node sizes its own (not replicated). Filters that need it arrive with later "
-    "filter types; see [Filters](filters.md).",
+    "filters_executor": "The threads for filter work that would block the event loop "
+    "(`body_replace` on bodies over 64 KiB, say). Every gateway process (each worker, each "
+    "core and edge) runs its own executor of this size; a thread starts only when a job "
+    "first needs one. See [Filters](filters.md#the-executor).",
     # admin and access log
     "admin.address": "Where the admin API listens, as `host:port`. Keep it on loopback or a "
     "private network: it has no authentication.",
