@@ -100,6 +100,19 @@ def test_max_age_is_a_hit_with_its_age(cache_setup) -> None:
     assert _origin_counts(origin, "fresh") == (1, 1)
 
 
+def test_a_core_serves_a_cached_route_without_caching(cache_setup) -> None:
+    # Only edges keep a response cache: a core proxies a `cache: true` route every time.
+    cluster, origin, _, _ = cache_setup
+    core = cluster.leader()
+    path = _path("at-core", cc="max-age=60")
+    first = http_call(core.listener_address, "GET", path)
+    second = http_call(core.listener_address, "GET", path)
+    assert (first.status, first.body) == (200, "origin at-core #1\n")
+    assert (second.status, second.body) == (200, "origin at-core #2\n")
+    assert "x-cache" not in first.headers and "x-cache" not in second.headers
+    assert _origin_counts(origin, "at-core") == (2, 2)
+
+
 @pytest.mark.parametrize(
     ("key", "cc"),
     [("nostore", "no-store"), ("private", "private, max-age=60"), ("nocc", "")],
