@@ -321,8 +321,10 @@ class Exchange(CacheSteps, GrpcSteps, FilterSteps, RequestHeadSteps, TunnelSteps
             self._body_done()
         if self.finished:
             return
-        if self._waiting_for_body:
-            # The whole body is here: now an upstream is picked, and gets it at once.
+        if self._waiting_for_body and not self.response_done:
+            # The whole body is here: now an upstream is picked, and gets it at once. (Not
+            # when answered already: an HTTP/2 reply before the body's end ends the request
+            # from within reply(), before the exchange is marked finished.)
             self._waiting_for_body = False
             try:
                 self._go_upstream()
