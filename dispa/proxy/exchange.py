@@ -22,6 +22,7 @@ from dispa.proxy.caching import (
 from dispa.proxy.context import RequestContext
 from dispa.proxy.events import Response
 from dispa.proxy.filter_steps import FilterSteps
+from dispa.proxy.filters.chain import Paused
 from dispa.proxy.geo_select import region_ranking
 from dispa.proxy.grpc.exchange_steps import GrpcSteps
 from dispa.proxy.grpc.status import grpc_local_reply
@@ -169,33 +170,35 @@ class Exchange(CacheSteps, GrpcSteps, FilterSteps, RequestHeadSteps, TunnelSteps
 
     # ================================================================ request side
 
-    def start(self) -> None:
+    def start(self, filtered: bool = False) -> None:
+        """Route the request, run its on_request filters, then answer it from the route,
+        the cache or an upstream. ``filtered``: the filters answered later and let the
+        request through (filter_steps.py): the journey goes on from there. (One method, so
+        the common path pays for no extra call.)"""
         request = self.request
-        ctx = self.ctx
-        if request.method == "POST" and not self._start_grpc():
-            return
-        match = self.snapshot.router.match(
-            request.host, request.path, request.method, request.headers
-        )
-        if match is None:
-            self.reply(error_reply(404, reasons.NO_ROUTE))
-            return
-        route = self.route = match.target
-        ctx.route = route
-        ctx.route_name = route.name
-        need = route.request_body_need
-        if need is not None and request.has_body and not self._start_request_pump(need):
-            return
-        phase = route.request_phase
-        if phase is not None and self._run_request_filters(phase):
-            return
-        self._route_request()
-
-    def _route_request(self) -> None:
-        """The head filters let the request through: a reply of the route's own, the
-        cache, or an upstream."""
+        if not filtered:
+            ctx = self.ctx
+            if request.method == "POST" and not self._start_grpc():
+                return
+            match = self.snapshot.router.match(
+                request.host, request.path, request.method, request.headers
+            )
+            if match is None:
+                self.reply(error_reply(404, reasons.NO_ROUTE))
+                return
+            route = self.route = match.target
+            ctx.route = route
+            ctx.route_name = route.name
+            need = route.request_body_need
+            if need is not None and request.has_body and not self._start_request_pump(need):
+                return
+            phase = route.request_phase
+            if phase is not None:
+                outcome = phase.run(ctx, self._request_filters_resumed)
+                if outcome is not None:
+                    self._request_filters_stopped(outcome)
+                    return
         route = self.route
-        request = self.request
         if self._request_pump is not None:
             self._request_pump.open()
             if self.finished:
@@ -308,14 +311,11 @@ class Exchange(CacheSteps, GrpcSteps, FilterSteps, RequestHeadSteps, TunnelSteps
             if self._pending_bytes > PENDING_HIGH_WATER and not self._waiting_for_body:
                 self.downstream.pause_reading("pending")
 
-    def on_request_end(self) -> None:
+    def on_request_end(self, token=None) -> None:
         pump = self._request_pump
-        if pump is not None:
-            pump.finish()  # the body filters see the end; _request_body_ended follows
+        if pump is not None and not pump.ended:
+            pump.finish()  # the body filters see the end, then call this again
             return
-        self._request_body_ended()
-
-    def _request_body_ended(self, token=None) -> None:
         self.request_done = True
         if self._body_held or self._upload_counted:
             self._body_done()
@@ -370,30 +370,28 @@ class Exchange(CacheSteps, GrpcSteps, FilterSteps, RequestHeadSteps, TunnelSteps
 
     # ================================================================ upstream side
 
-    def _try_upstream(self) -> None:
-        ctx = self.ctx
+    def _try_upstream(self, endpoint=None) -> None:
+        """One try: pick an endpoint, run the on_upstream_request filters, then a pooled
+        connection or a new one. ``endpoint``: the filters answered later for this one
+        (filter_steps.py), and the try goes on from there."""
         upstream = self.upstream
-        if self.route.geo_nearest:
-            ranking = region_ranking(self.gateway, self.snapshot, ctx)
-            endpoint = upstream.pick_nearest(ctx, self._failed_endpoint, ranking)
-        else:
-            endpoint = upstream.pick(ctx, self._failed_endpoint)
         if endpoint is None:
-            self._reply_upstream_error(error_reply(503, reasons.NO_HEALTHY))
-            return
-        ctx.endpoint = endpoint
-        ctx.attempts += 1
-        endpoint.active_requests += 1
-        self._endpoint_held = True
-        phase = self.route.upstream_request_phase
-        if phase is not None and self._run_upstream_request_filters(phase):
-            return
-        self._send_try(endpoint)
-
-    def _send_try(self, endpoint) -> None:
-        """The endpoint is chosen and the filters are done with the request: a pooled
-        connection, or a new one."""
-        upstream = self.upstream
+            ctx = self.ctx
+            if self.route.geo_nearest:
+                ranking = region_ranking(self.gateway, self.snapshot, ctx)
+                endpoint = upstream.pick_nearest(ctx, self._failed_endpoint, ranking)
+            else:
+                endpoint = upstream.pick(ctx, self._failed_endpoint)
+            if endpoint is None:
+                self._reply_upstream_error(error_reply(503, reasons.NO_HEALTHY))
+                return
+            ctx.endpoint = endpoint
+            ctx.attempts += 1
+            endpoint.active_requests += 1
+            self._endpoint_held = True
+            phase = self.route.upstream_request_phase
+            if phase is not None and self._run_upstream_request_filters(phase):
+                return
         now = self._try_started = self.gateway.now
         # An upgrade goes on a fresh connection: a pooled one may be half-closed by now, and
         # a tunnel would never give it back anyway.
@@ -591,9 +589,10 @@ class Exchange(CacheSteps, GrpcSteps, FilterSteps, RequestHeadSteps, TunnelSteps
         headers = response.headers
         phase = self.route.response_phase
         if phase is not None:
-            headers = self._run_response_filters(phase, response, headers, body)
-            if headers is None:
-                return  # answered by the filters, or held until they are
+            headers = phase.run(ctx, headers, self._response_filters_resumed)
+            if headers.__class__ is Paused or headers.__class__ is LocalReply:
+                self._response_filters_stopped(headers, response, body)
+                return
         self.response_started = True
         self.response_done = True
         upstream = self.upstream
@@ -665,9 +664,10 @@ class Exchange(CacheSteps, GrpcSteps, FilterSteps, RequestHeadSteps, TunnelSteps
             headers = [*headers, (b"x-dispa-region", ctx.region.encode())]
         phase = self.route.response_phase
         if phase is not None:
-            headers = self._run_response_filters(phase, response, headers)
-            if headers is None:
-                return  # answered by the filters, or held until they are
+            headers = phase.run(ctx, headers, self._response_filters_resumed)
+            if headers.__class__ is Paused or headers.__class__ is LocalReply:
+                self._response_filters_stopped(headers, response)
+                return
         self._send_response_head(response, headers)
 
     def _send_response_head(self, response: Response, headers) -> None:

@@ -84,23 +84,20 @@ class FilterSteps:
 
     # ================================================================ on_request
 
-    def _run_request_filters(self, phase) -> bool:
-        """True when the filters answered, or will (the journey goes on in the resume)."""
-        outcome = phase.run(self.ctx, self._request_filters_resumed)
-        if outcome is None:
-            return False
+    def _request_filters_stopped(self, outcome) -> None:
+        """The on_request filters did not let the request through at once: they answered
+        (a LocalReply) or will (a Paused phase; the journey goes on in the resume)."""
         if outcome.__class__ is Paused:
             self._wait_for_filter(outcome)
         else:
             self.reply(outcome)
-        return True
 
     def _request_filters_resumed(self, outcome) -> None:
         self._filter_answered()
         if outcome is not None:
             self._resume_safely(self.reply, outcome)
         else:
-            self._resume_safely(self._route_request)
+            self._resume_safely(self.start, True)
 
     # ================================================================ request body
 
@@ -121,7 +118,7 @@ class FilterSteps:
             need,
             self.ctx,
             send=self._pass_request_data,
-            end=self._request_body_ended,
+            end=self.on_request_end,
             reply=self.reply,
             too_large=self._request_body_too_large,
             pause=lambda: downstream.pause_reading("body_filter"),
@@ -132,12 +129,10 @@ class FilterSteps:
     def _request_body_too_large(self) -> None:
         self.reply(error_reply(413, reasons.BODY_TOO_LARGE))
 
-    def _request_length(self):
-        """The Content-Length to send upstream: the filtered body's when a whole-body
-        filter ran, none when chunk filters may have changed its size."""
+    def _filtered_request_length(self):
+        """The Content-Length to send upstream after body filters: the filtered body's
+        when a whole-body filter ran, none when chunk filters may have changed its size."""
         pump = self._request_pump
-        if pump is None:
-            return self.request.content_length
         return pump.sent_bytes if pump.whole else None
 
     # ================================================================ on_upstream_request
@@ -164,30 +159,27 @@ class FilterSteps:
             return
         self._upstream_headers = outcome
         self._head = None
-        self._resume_safely(self._send_try, self.ctx.endpoint)
+        self._resume_safely(self._try_upstream, self.ctx.endpoint)
 
     # ================================================================ on_response
 
-    def _run_response_filters(self, phase, response, headers, whole_body=None):
-        """The headers to send, or None when the filters answered or wait. While they
-        wait, the upstream connection is paused and its events are held (held_response.py);
-        ``whole_body``: the body of a whole response, read with its head (held too)."""
-        outcome = phase.run(self.ctx, headers, self._response_filters_resumed)
-        cls = outcome.__class__
-        if cls is Paused:
-            conn = self.conn
-            held = self._held_response = HeldResponse(self, response, conn)
-            if whole_body is not None:
-                held.hold_whole_body(conn, whole_body)
-            conn.exchange = held
-            conn.pause_reading()
-            self._cancel_response_timer()  # the head is here: no retry while it is held
-            self._wait_for_filter(outcome)
-            return None
-        if cls is LocalReply:
+    def _response_filters_stopped(self, outcome, response, whole_body=None) -> None:
+        """The on_response filters did not give headers at once: they answered (a
+        LocalReply replaces the upstream's answer) or will (a Paused phase). While they
+        wait, the upstream connection is paused and its events are held
+        (held_response.py); ``whole_body``: the body of a whole response, read with its
+        head, held too."""
+        if outcome.__class__ is LocalReply:
             self.reply(outcome)
-            return None
-        return outcome
+            return
+        conn = self.conn
+        held = self._held_response = HeldResponse(self, response, conn)
+        if whole_body is not None:
+            held.hold_whole_body(conn, whole_body)
+        conn.exchange = held
+        conn.pause_reading()
+        self._cancel_response_timer()  # the head is here: no retry while it is held
+        self._wait_for_filter(outcome)
 
     def _response_filters_resumed(self, outcome) -> None:
         self._filter_answered()

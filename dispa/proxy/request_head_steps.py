@@ -45,7 +45,9 @@ class RequestHeadSteps:
             client_ip=ctx.client_ip,
             host=host,
             request_id=ctx.request_id.encode(),
-            content_length=self._request_length(),
+            content_length=request.content_length
+            if self._request_pump is None
+            else self._filtered_request_length(),
         )
 
     def _build_head(self) -> bytes:
@@ -77,7 +79,9 @@ class RequestHeadSteps:
             scheme=ctx.scheme,
             host=host,
             request_id=ctx.request_id.encode(),
-            content_length=self._request_length(),
+            content_length=request.content_length
+            if self._request_pump is None
+            else self._filtered_request_length(),
             chunked=self._body_chunked,
             upgrade=None if request.upgrade is None else request_upgrade(request),
         )

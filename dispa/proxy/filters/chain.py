@@ -17,14 +17,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from dispa.proxy.events import RepeatedHeaders
 from dispa.proxy.filters.pending import Pending
 from dispa.proxy.local_reply import FILTER_ERROR, LocalReply, error_reply
 
 log = logging.getLogger("dispa.filters")
 
-# Answers that are not a new value (headers, chunk): one set lookup per handler tells them
-# apart on the fast path. A handler returns a Pending itself, never a subclass.
-_NOT_A_VALUE = frozenset((LocalReply, Pending, type(None)))
+# A handler returns a Pending itself, never a subclass: the runners compare classes.
 
 
 def _failed(names: tuple[str, ...], index: int, phase: str, error: BaseException) -> LocalReply:
@@ -156,21 +155,24 @@ class HeadersPhase(_Runner):
     __slots__ = ()
 
     def run(self, ctx, headers, resume: Callable[[object], object]):
-        answers_later_or_now = _NOT_A_VALUE
         for handler in self.handlers:
             try:
                 answer = handler(ctx, headers)
             except Exception as error:
                 return _failed(self.names, _position(self, handler), self.phase, error)
-            if answer.__class__ in answers_later_or_now:
-                if answer is None:
-                    continue
-                if type(answer) is LocalReply:
+            kind = answer.__class__
+            # The common answers first: an edited list (the parser's RepeatedHeaders, or a
+            # plain one), then "keep them".
+            if kind is RepeatedHeaders or kind is list:
+                headers = answer
+            elif answer is not None:
+                if kind is LocalReply:
                     return answer
-                return _start_pause(
-                    self, ctx, _position(self, handler), headers, False, answer, resume
-                )
-            headers = answer
+                if kind is Pending:
+                    return _start_pause(
+                        self, ctx, _position(self, handler), headers, False, answer, resume
+                    )
+                headers = answer  # another sequence of fields
         return headers
 
     def walk(self, ctx, headers, end, start: int, paused: Paused):
@@ -200,17 +202,17 @@ class BodyPhase(_Runner):
     __slots__ = ()
 
     def run(self, ctx, chunk: bytes, end: bool, resume: Callable[[object], object]):
-        answers_later_or_now = _NOT_A_VALUE
         for handler in self.handlers:
             try:
                 answer = handler(ctx, chunk, end)
             except Exception as error:
                 return _failed(self.names, _position(self, handler), self.phase, error)
-            if answer.__class__ in answers_later_or_now:
-                if answer is None:
-                    continue
-                if type(answer) is LocalReply:
-                    return answer
+            if answer is None:
+                continue
+            kind = answer.__class__
+            if kind is LocalReply:
+                return answer
+            if kind is Pending:
                 return _start_pause(self, ctx, _position(self, handler), chunk, end, answer, resume)
             chunk = answer
         return chunk

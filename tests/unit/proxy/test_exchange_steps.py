@@ -7,9 +7,9 @@ from __future__ import annotations
 from dispa.proxy.cache_step import CacheSteps
 from dispa.proxy.exchange import Exchange
 from dispa.proxy.filter_steps import FilterSteps
+from dispa.proxy.grpc.exchange_steps import GrpcSteps
 from dispa.proxy.request_head_steps import RequestHeadSteps
 from dispa.proxy.tunnel_steps import TunnelSteps
-from dispa.proxy.grpc.exchange_steps import GrpcSteps
 
 
 def test_every_base_is_slotted_so_an_exchange_has_no_dict():
@@ -38,9 +38,9 @@ def test_the_steps_are_the_exchanges_own_methods():
     ):
         assert getattr(Exchange, step) is GrpcSteps.__dict__[step]
     for step in (
-        "_run_request_filters",
+        "_request_filters_stopped",
         "_run_upstream_request_filters",
-        "_run_response_filters",
+        "_response_filters_stopped",
         "_start_request_pump",
         "_start_response_pump",
         "_cancel_filter_work",
