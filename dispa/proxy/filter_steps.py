@@ -64,15 +64,21 @@ class FilterSteps:
         self._finish()
 
     def _cancel_filter_work(self) -> None:
-        """The exchange ends: whatever still waits is cancelled, and never resumes."""
+        """The exchange ends: whatever still waits is cancelled, and never resumes. The
+        pumps and a held response are let go too: they hold the exchange's bound methods,
+        and a cycle left behind would wait for the cyclic garbage collector (whose passes
+        then grow with the traffic). Body bytes that still come are dropped unfiltered."""
         paused = self._paused
         if paused is not None:
             self._paused = None
             paused.cancel()
         if self._request_pump is not None:
             self._request_pump.cancel()
+            self._request_pump = None
         if self._response_pump is not None:
             self._response_pump.cancel()
+            self._response_pump = None
+        self._held_response = None
 
     def _resume_safely(self, step, *args) -> None:
         """A resumption runs inside whatever answered the Pending (a timer, a thread's

@@ -31,8 +31,7 @@ QUEUE_HIGH_WATER = 256 * 1024
 class BodyPump:
     __slots__ = (
         "_end_token",
-        "_ended",
-        "_held",
+                "_held",
         "_open",
         "_paused",
         "_queue",
@@ -42,6 +41,7 @@ class BodyPump:
         "cancelled",
         "ctx",
         "end",
+        "ended",
         "head",
         "held_bytes",
         "limit",
@@ -88,7 +88,7 @@ class BodyPump:
         self._held: list[bytes] = []  # whole: the body so far; chunks: pieces not yet run
         self._queue: deque[tuple[bytes, bool]] = deque()  # chunks: pieces behind a waiting phase
         self._paused: Paused | None = None
-        self._ended = False  # the source's end arrived
+        self.ended = False  # the source's end arrived (it may still be in the phase)
         self._end_token = None
         self._waiting_end = False  # the phase is running on the last piece
 
@@ -115,7 +115,7 @@ class BodyPump:
 
     def finish(self, token=None) -> None:
         """The source's end; ``token`` is handed to ``end`` once the body is through."""
-        self._ended = True
+        self.ended = True
         self._end_token = token
         if self.cancelled:
             self.end(token)
@@ -134,7 +134,7 @@ class BodyPump:
             return
         self._open = True
         if self.whole:
-            if self._ended:
+            if self.ended:
                 self._run_whole()
             return
         self._drain()
@@ -146,11 +146,6 @@ class BodyPump:
         paused, self._paused = self._paused, None
         if paused is not None:
             paused.cancel()
-
-    @property
-    def ended(self) -> bool:
-        """The source's end arrived (it may still be on its way through the phase)."""
-        return self._ended
 
     @property
     def waiting(self) -> bool:
@@ -193,7 +188,7 @@ class BodyPump:
         if outcome:
             self.sent_bytes += len(outcome)
             self.send(outcome)
-        if end:
+        if end and not self.cancelled:  # sending may have ended the exchange
             self.end(self._end_token)
         return not self.cancelled
 
